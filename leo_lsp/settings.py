@@ -20,7 +20,9 @@ import platformdirs
 
 @attrs.define
 class EmbeddingSettings:
-    provider: str = attrs.field(default="local", validator=attrs.validators.in_(["local", "openai"]))
+    provider: str = attrs.field(
+        default="local", validator=attrs.validators.in_(["local", "openai"])
+    )
     """`local`: the embedded MiniLM model; `openai`: any OpenAI-compatible server (LM Studio)."""
     url: str = "http://127.0.0.1:1234/v1"
     """Base URL of the OpenAI-compatible server (alias env `LM_STUDIO_URL`)."""
@@ -38,7 +40,9 @@ class EmbeddingSettings:
 
 @attrs.define
 class GatekeeperSettings:
-    mode: str = attrs.field(default="rules", validator=attrs.validators.in_(["rules", "llm", "off"]))
+    mode: str = attrs.field(
+        default="rules", validator=attrs.validators.in_(["rules", "llm", "off"])
+    )
     """`rules`: deterministic rules only; `llm`: rules, then the LLM for doubtful files; `off`."""
     url: str = "http://127.0.0.1:1234/v1"
     """Base URL of the OpenAI-compatible chat server (LM Studio)."""
@@ -62,7 +66,7 @@ class IndexSettings:
     """Files larger than this are not indexed."""
     respect_gitignore: bool = True
     """Skip paths matched by `.gitignore` (and `.leoignore`)."""
-    debounce_ms: int = attrs.field(default=300, validator=attrs.validators.in_(range(0, 60_001)))
+    debounce_ms: int = attrs.field(default=300, validator=attrs.validators.in_(range(60_001)))
     """Wait this long after the last keystroke before re-indexing a buffer."""
 
 
@@ -180,7 +184,16 @@ def _coerce(raw: Any, target: Any) -> Any:
     if target is bool or target == "bool":
         if isinstance(raw, bool):
             return raw
-        if isinstance(raw, str) and raw.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        if isinstance(raw, str) and raw.lower() in (
+            "1",
+            "true",
+            "yes",
+            "on",
+            "0",
+            "false",
+            "no",
+            "off",
+        ):
             return raw.lower() in ("1", "true", "yes", "on")
         raise ValueError(f"expected a boolean, got {raw!r}")
     if target is int or target == "int":
@@ -205,9 +218,9 @@ def _coerce(raw: Any, target: Any) -> Any:
         raise ValueError(f"expected a string, got {raw!r}")
     if str(target).startswith("list"):
         if isinstance(raw, str):
-            raw = json.loads(raw) if raw.strip().startswith("[") else [
-                s for s in raw.split(",") if s
-            ]
+            raw = (
+                json.loads(raw) if raw.strip().startswith("[") else [s for s in raw.split(",") if s]
+            )
         if isinstance(raw, list) and all(isinstance(x, str) for x in raw):
             return list(raw)
         raise ValueError(f"expected a list of strings, got {raw!r}")
@@ -215,7 +228,10 @@ def _coerce(raw: Any, target: Any) -> Any:
 
 
 def _build_section(
-    cls: type[Any], name: str, options: Mapping[str, Any], env: dict[tuple[str, ...], str],
+    cls: type[Any],
+    name: str,
+    options: Mapping[str, Any],
+    env: dict[tuple[str, ...], str],
     problems: list[str],
 ) -> Any:
     obj = cls()
@@ -266,8 +282,11 @@ def build_settings(
             if not isinstance(section_opts, Mapping):
                 problems.append(f"{_camel(f.name)}: expected an object; using defaults")
                 section_opts = {}
-            setattr(settings, f.name, _build_section(f.type, _camel(f.name), section_opts, env,
-                                                     problems))
+            setattr(
+                settings,
+                f.name,
+                _build_section(f.type, _camel(f.name), section_opts, env, problems),
+            )
         else:
             raw: Any = None
             label = _camel(f.name)

@@ -1,0 +1,568 @@
+"""Split a document into the chunks leo embeds and a search hit points at.
+
+Query convention (`grammars/<lang>/chunks.scm`): each pattern captures one definition node with one
+of the kind captures below, plus optional helpers:
+
+- `@function`, `@method`, `@class`, `@interface`, `@module`, `@section`: the whole definition node
+  (include decorators/templates/`export` wrappers by capturing the wrapper). A `@function` whose
+  nearest enclosing definition is a class or interface becomes a `method`.
+- `@name`: the node whose text is the symbol. A name like `Foo::bar` gives scope `Foo`, symbol `bar`.
+- `@scope`: optional, names the scope explicitly (Go method receivers).
+- When several patterns capture the same node, the first pattern in the file wins.
+
+Chunks are whole lines (`start_col` 0, `end_col` the UTF-16 length of the last line) except for
+minified or generated text, which is cut into windows of bounded size anywhere in a line. Every
+non-blank line belongs to exactly one chunk:
+
+- class-like definitions (class, interface, module, section) are containers: their header and
+  fields are chunks of the container's kind, each member definition its own chunk;
+- a function keeps nested functions inside its chunk unless it is too long;
+- anything too long (> `max_lines` lines or > `max_chars` non-blank characters: MiniLM reads about
+  256 tokens) is split on statement boundaries, the later parts carrying the signature as
+  `context`;
+- top-level code between definitions becomes `block` chunks (adjacent ones merged up to the limits);
+  comments/attributes right above a definition join it; tiny crumbs (a closing `}` or `end`) join
+  the previous chunk;
+- languages without a grammar get line windows (about `window_lines`, broken at blank lines).
+
+Lines are split on "\\n" only (tree-sitter's rows); a trailing "\\r" is not counted in `end_col`.
+
+`ParsedDocument` keeps a tree per open buffer, re-parses incrementally with `tree.edit`, and reuses
+the chunking of every top-level region whose text did not change; its result always equals
+`Chunker().chunk` of the new text.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import logging
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from itertools import accumulate
+from pathlib import Path
+
+import tree_sitter
+
+from leo_lsp.indexing.languages import LANGUAGES, get_language
+from leo_lsp.records import Chunk
+
+logger = logging.getLogger(__name__)
+
+KINDS = ("function", "method", "class", "interface", "module", "section")
+_CONTAINERS = frozenset({"class", "interface", "module", "section"})
+_PREFIX_TYPES = frozenset({"attribute_item", "decorator", "annotation"})
+
+# A chunk of code longer than this is split. 1,500 non-blank characters is roughly what MiniLM's
+# 256 tokens cover; 60 lines keeps a hit small enough to read at a glance.
+MAX_LINES = 60
+MAX_CHARS = 1500
+WINDOW_LINES = 40
+# A crumb with fewer non-blank characters than this (`}`, `end`, `});`) joins its neighbour.
+TINY_CHARS = 24
+# Minified/generated detection: lines longer than LONG_LINE holding more than LONG_SHARE of the
+# text, or fewer than LETTER_SHARE letters among non-blank characters.
+LONG_LINE = 1000
+LONG_SHARE = 0.3
+LETTER_SHARE = 0.25
+# Above this size a document is parsed in independent segments cut at likely top-level boundaries,
+# so the syntax tree (several times the size of the text) stays bounded in memory.
+SEGMENT_BYTES = 1 << 20
+# Statement-boundary search under a node that must be split: how deep and how many nodes.
+_BOUNDARY_DEPTH = 6
+_BOUNDARY_BUDGET = 20_000
+
+_ASCII_LETTERS_AND_HIGH = bytes(range(65, 91)) + bytes(range(97, 123)) + bytes(range(128, 256))
+
+_queries: dict[str, tree_sitter.Query | None] = {}
+_queries_lock = threading.Lock()
+
+
+def _grammars_dirs() -> list[Path]:
+    dirs: list[Path] = []
+    try:
+        installed = importlib.resources.files("leo_lsp") / "grammars"
+        if installed.is_dir():
+            dirs.append(Path(str(installed)))
+    except (ModuleNotFoundError, NotADirectoryError, TypeError):
+        pass
+    dirs.append(Path(__file__).resolve().parents[2] / "grammars")
+    return dirs
+
+
+def load_query_source(language: str) -> str | None:
+    """The text of `grammars/<dir>/chunks.scm` for a language, or None if there is none."""
+    spec = LANGUAGES.get(language)
+    if spec is None:
+        return None
+    for base in _grammars_dirs():
+        path = base / spec.query_dir / "chunks.scm"
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+    return None
+
+
+def get_query(language: str) -> tree_sitter.Query | None:
+    """The compiled chunks query for a language (cached; None if it has no grammar or query)."""
+    if language in _queries:
+        return _queries[language]
+    with _queries_lock:
+        if language not in _queries:
+            _queries[language] = _compile_query(language)
+        return _queries[language]
+
+
+def _compile_query(language: str) -> tree_sitter.Query | None:
+    lang = get_language(language)
+    source = load_query_source(language)
+    if lang is None or source is None:
+        return None
+    try:
+        return tree_sitter.Query(lang, source)
+    except (tree_sitter.QueryError, ValueError) as exc:
+        logger.error("chunks.scm for %s does not compile: %s", language, exc)
+        return None
+
+
+def looks_generated(text: str) -> bool:
+    """True for minified or generated text: very long lines dominate, or few letters."""
+    if not text:
+        return False
+    lengths = [len(line) for line in text.split("\n")]
+    long_chars = sum(n for n in lengths if n > LONG_LINE)
+    if long_chars > LONG_SHARE * len(text):
+        return True
+    data = text.encode("utf-8", "surrogatepass")
+    nonblank = len(data.translate(None, b" \t\r\n\f\v"))
+    if nonblank < 2000:
+        return False
+    letters = len(data) - len(data.translate(None, _ASCII_LETTERS_AND_HIGH))
+    return letters < LETTER_SHARE * nonblank
+
+
+# ---------------------------------------------------------------------------------------------
+# Document facts
+
+
+class _Doc:
+    """Per-line facts about one document text."""
+
+    __slots__ = ("text", "data", "lines", "starts", "weights")
+
+    def __init__(self, text: str, data: bytes | None = None) -> None:
+        self.text = text
+        self.data = data if data is not None else text.encode("utf-8", "surrogatepass")
+        self.lines = text.split("\n")
+        # starts[i] is the byte offset of line i; starts[n] is one past the end (+1 for a "\n").
+        self.starts = [0, *accumulate(len(b) + 1 for b in self.data.split(b"\n"))]
+        # What a line costs in a chunk: its non-blank characters plus one for the line break.
+        self.weights = [len(line.strip()) for line in self.lines]
+
+    def weight(self, start: int, end: int) -> int:
+        """Non-blank characters (plus line breaks) of lines start..end inclusive."""
+        return sum(self.weights[start : end + 1]) + (end - start + 1)
+
+    def blank(self, line: int) -> bool:
+        """Whether a line is blank."""
+        return self.weights[line] == 0
+
+    def node_text(self, node: tree_sitter.Node) -> str:
+        """The text of a node."""
+        return self.data[node.start_byte : node.end_byte].decode("utf-8", "replace")
+
+
+def _last_line(node: tree_sitter.Node) -> int:
+    """The last line a node occupies (a node ending at column 0 ends on the line before)."""
+    start, end = node.start_point, node.end_point
+    if end.column == 0 and end.row > start.row:
+        return end.row - 1
+    return end.row
+
+
+# ---------------------------------------------------------------------------------------------
+# Pieces: line ranges with an identity, before they become Chunks
+
+
+@dataclass(slots=True)
+class _Piece:
+    start: int
+    end: int
+    kind: str
+    symbol: str = ""
+    scope: str = ""
+    context: str = ""
+    role: str = "block"  # def (a definition or a part of it) | crumb | block | prefix
+
+    def shifted(self, delta: int) -> _Piece:
+        return replace(self, start=self.start + delta, end=self.end + delta)
+
+
+@dataclass(slots=True)
+class _Def:
+    node: tree_sitter.Node
+    kind: str
+    symbol: str
+    scope_override: str | None
+    start: int
+    end: int
+    pattern: int
+    scope: str = ""
+    children: list[_Def] = field(default_factory=list)
+
+
+class Chunker:
+    """Turns a document into chunks; thread-safe (a parser per call)."""
+
+    def __init__(
+        self,
+        max_lines: int = MAX_LINES,
+        max_chars: int = MAX_CHARS,
+        window_lines: int = WINDOW_LINES,
+        segment_bytes: int = SEGMENT_BYTES,
+    ) -> None:
+        self.max_lines = max_lines
+        self.max_chars = max_chars
+        self.window_lines = window_lines
+        self.segment_bytes = segment_bytes
+
+    # -- public API ------------------------------------------------------------------------
+
+    def chunk(self, text: str, path: str, language: str) -> list[Chunk]:
+        """Chunks of `text` covering every non-blank line exactly once, in document order."""
+        if not text.strip():
+            return []
+        if looks_generated(text):
+            return self._byte_windows(text, path, language)
+        lang = get_language(language)
+        query = get_query(language) if lang is not None else None
+        doc = _Doc(text)
+        if lang is None or query is None:
+            return self._to_chunks(doc, self._line_windows(doc), path, language)
+        if len(doc.data) <= self.segment_bytes:
+            tree = tree_sitter.Parser(lang).parse(doc.data)
+            pieces = self._pieces_for_tree(doc, tree, query, None)
+        else:
+            pieces = self._segmented_pieces(doc, lang, query)
+        return self._to_chunks(doc, pieces, path, language)
+
+    # -- tree → pieces ---------------------------------------------------------------------
+
+    def _pieces_for_tree(
+        self,
+        doc: _Doc,
+        tree: tree_sitter.Tree,
+        query: tree_sitter.Query,
+        cache: _GroupCache | None,
+        first_line: int = 0,
+        last_line: int | None = None,
+    ) -> list[_Piece]:
+        raw: list[_Piece] = []
+        for nodes, start, end in _groups(tree.root_node, first_line):
+            key: tuple[object, ...] | None = None
+            if cache is not None:
+                key = _group_key(doc, nodes, start, end)
+                hit = cache.get(key)
+                if hit is not None:
+                    raw.extend(p.shifted(start) for p in hit)
+                    continue
+            group = self._group_pieces(doc, query, nodes, start, end)
+            if cache is not None and key is not None:
+                cache.put(key, [p.shifted(-start) for p in group])
+            raw.extend(group)
+        last = len(doc.lines) - 1 if last_line is None else last_line
+        return self._merge(doc, _fill_gaps(doc, raw, first_line, last))
+
+    def _segmented_pieces(
+        self, doc: _Doc, lang: tree_sitter.Language, query: tree_sitter.Query
+    ) -> list[_Piece]:
+        pieces: list[_Piece] = []
+        parser = tree_sitter.Parser(lang)
+        for first, last in _segments(doc, self.segment_bytes):
+            start_byte = doc.starts[first]
+            end_byte = min(doc.starts[last + 1] - 1, len(doc.data))
+            segment = doc.data[start_byte:end_byte]
+            tree = parser.parse(segment)
+            # Parse the segment alone, then read its rows as document rows.
+            sub = _Doc(segment.decode("utf-8", "surrogatepass"), segment)
+            part = self._pieces_for_tree(sub, tree, query, None)
+            pieces.extend(p.shifted(first) for p in part)
+            del tree
+        return pieces
+
+    def _group_pieces(
+        self,
+        doc: _Doc,
+        query: tree_sitter.Query,
+        nodes: Sequence[tree_sitter.Node],
+        start: int,
+        end: int,
+    ) -> list[_Piece]:
+        """Pieces of one top-level group of nodes occupying lines start..end."""
+        defs = _find_defs(doc, query, nodes)
+        if not defs and all(_is_prefix(n) for n in nodes):
+            return [_Piece(start, end, "block", role="prefix")] if _has_text(doc, start, end) else []
+        root = _Def(nodes[0], "block", "", None, start, end, -1)
+        root.children = _nest(defs)
+        out: list[_Piece] = []
+        # An explicit work stack instead of recursion (deep nesting must not hit Python's limit):
+        # an entry is a finished piece or a definition to expand over lines lo..hi.
+        stack: list[_Piece | tuple[_Def, int, int, bool]] = [(root, start, end, True)]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, _Piece):
+                out.append(item)
+                continue
+            d, lo, hi, is_root = item
+            if hi < lo:
+                continue
+            split_children = bool(d.children) and (
+                is_root or d.kind in _CONTAINERS or not self._fits(doc, lo, hi)
+            )
+            if not split_children:
+                out.extend(self._split_range(doc, d, lo, hi, primary=True, nodes=[d.node]))
+                continue
+            todo: list[_Piece | tuple[_Def, int, int, bool]] = []
+            cursor = lo
+            # A member starting on its container's first line stays inside the container's text.
+            min_start = lo if is_root else lo + 1
+            kids = [c for c in d.children if min_start <= c.start <= hi]
+            primary_used = is_root
+            for i, c in enumerate(kids + [None]):
+                if c is not None:
+                    if c.start < cursor:
+                        continue  # shares a line with an earlier sibling: stays in that text
+                    c_end = min(c.end, hi)
+                    nxt = next((k for k in kids[i + 1 :] if k.start > c.start), None)
+                    if nxt is not None and nxt.start <= c_end:
+                        c_end = nxt.start - 1  # the next member owns the line it starts on
+                    if c_end < c.start:
+                        continue
+                    gap_end = c.start - 1
+                else:
+                    gap_end = hi
+                if cursor <= gap_end:
+                    if is_root:
+                        parts = self._split_range(
+                            doc, None, cursor, gap_end, primary=False,
+                            nodes=[n for n in nodes if _overlaps(n, cursor, gap_end)],
+                        )
+                    else:
+                        primary = not primary_used
+                        parts = self._split_range(
+                            doc, d, cursor, gap_end, primary=primary, nodes=[d.node]
+                        )
+                        primary_used = True
+                    todo.extend(parts)
+                if c is not None:
+                    todo.append((c, c.start, c_end, False))
+                    cursor = c_end + 1
+            stack.extend(reversed(todo))
+        return [p for p in out if _has_text(doc, p.start, p.end)]
+
+    def _fits(self, doc: _Doc, start: int, end: int) -> bool:
+        return end - start + 1 <= self.max_lines and doc.weight(start, end) <= self.max_chars
+
+    def _split_range(
+        self,
+        doc: _Doc,
+        owner: _Def | None,
+        lo: int,
+        hi: int,
+        *,
+        primary: bool,
+        nodes: Sequence[tree_sitter.Node],
+    ) -> list[_Piece]:
+        """Pieces for lines lo..hi, split on statement boundaries when too long."""
+        lo, hi = _trim(doc, lo, hi)
+        if hi < lo:
+            return []
+        if owner is None or owner.kind == "block":
+            ident = _Piece(lo, hi, "block", role="block")
+            signature = ""
+        else:
+            ident = _Piece(lo, hi, owner.kind, owner.symbol, owner.scope, role="def")
+            signature = _signature(doc, owner.node)
+            if not primary:
+                ident.role = "crumb"
+                ident.context = signature
+        if self._fits(doc, lo, hi):
+            return [ident]
+        bounds = _boundaries(doc, nodes, lo, hi)
+        spans = _pack(doc, lo, hi, bounds, self.max_lines, self.max_chars)
+        out = []
+        for i, (a, b) in enumerate(spans):
+            p = replace(ident, start=a, end=b)
+            if i > 0 and ident.kind != "block":
+                p.context = signature
+                if ident.role == "def":
+                    p.role = "def"
+            out.append(p)
+        return out
+
+    # -- merging ---------------------------------------------------------------------------
+
+    def _merge(self, doc: _Doc, pieces: list[_Piece]) -> list[_Piece]:
+        """Attach prefixes to definitions, merge adjacent blocks, fold tiny crumbs into neighbours."""
+        # 1. Comments/attributes right above a definition join it.
+        out: list[_Piece] = []
+        i = 0
+        while i < len(pieces):
+            p = pieces[i]
+            nxt = pieces[i + 1] if i + 1 < len(pieces) else None
+            if (
+                p.role == "prefix"
+                and nxt is not None
+                and nxt.role == "def"
+                and nxt.start == p.end + 1
+                and self._fits(doc, p.start, nxt.end)
+            ):
+                out.append(replace(nxt, start=p.start))
+                i += 2
+                continue
+            out.append(p if p.role != "prefix" else replace(p, role="block"))
+            i += 1
+        # 2. Adjacent top-level blocks merge up to the limits.
+        merged: list[_Piece] = []
+        for p in out:
+            last = merged[-1] if merged else None
+            if (
+                last is not None
+                and last.role == "block"
+                and p.role == "block"
+                and self._fits(doc, last.start, p.end)
+            ):
+                last.end = p.end
+            else:
+                merged.append(replace(p))
+        # 3. Tiny crumbs and blocks join the previous piece (or the next one at the start).
+        final: list[_Piece] = []
+        pending: _Piece | None = None
+        for p in merged:
+            tiny = p.role in ("crumb", "block") and doc.weight(p.start, p.end) - (
+                p.end - p.start + 1
+            ) < TINY_CHARS
+            if tiny and final:
+                final[-1].end = p.end
+                continue
+            if tiny and not final:
+                pending = p if pending is None else replace(pending, end=p.end)
+                continue
+            if pending is not None:
+                p = replace(p, start=pending.start)
+                pending = None
+            final.append(p)
+        if pending is not None:
+            final.append(pending)
+        return final
+
+    # -- windows ---------------------------------------------------------------------------
+
+    def _line_windows(self, doc: _Doc) -> list[_Piece]:
+        """About `window_lines` lines each, broken after blank lines when possible."""
+        bounds = {
+            i: 0 for i in range(1, len(doc.lines)) if doc.blank(i - 1) and not doc.blank(i)
+        }
+        pieces: list[_Piece] = []
+        line = 0
+        last = len(doc.lines) - 1
+        while line <= last:
+            lo, hi = _trim(doc, line, last)
+            if hi < lo:
+                break
+            spans = _pack(doc, lo, hi, bounds, self.window_lines, self.max_chars, first_only=True)
+            a, b = spans[0]
+            pieces.append(_Piece(a, b, "window", role="window"))
+            line = b + 1
+        return pieces
+
+    def _byte_windows(self, text: str, path: str, language: str) -> list[Chunk]:
+        """Windows of at most `max_chars` characters, cut at a line break, space or punctuation."""
+        chunks: list[Chunk] = []
+        n = len(text)
+        pos = 0
+        byte_pos = 0  # UTF-8 offset of `pos`
+        line = 0  # line of `pos`
+        line_start = 0  # character offset where `line` starts
+        while pos < n:
+            # Skip whitespace between windows, keeping the coordinates in step.
+            stripped = len(text) - len(text[pos:].lstrip()) if text[pos].isspace() else pos
+            if stripped >= n:
+                break
+            if stripped > pos:
+                skipped = text[pos:stripped]
+                byte_pos += len(skipped.encode("utf-8", "surrogatepass"))
+                newlines = skipped.count("\n")
+                if newlines:
+                    line += newlines
+                    line_start = pos + skipped.rfind("\n") + 1
+                pos = stripped
+            end = min(pos + self.max_chars, n)
+            if end < n:
+                floor = pos + self.max_chars // 2
+                cut = text.rfind("\n", floor, end)
+                if cut < 0:
+                    cut = max(text.rfind(c, floor, end) for c in " \t;,})")
+                    cut = cut + 1 if cut >= 0 else end
+                end = cut if cut > pos else end
+            piece = text[pos:end].rstrip()
+            start_col = _utf16_len(text[line_start:pos])
+            newlines = piece.count("\n")
+            end_line = line + newlines
+            end_line_start = pos + piece.rfind("\n") + 1 if newlines else line_start
+            end_col = _utf16_len(text[end_line_start : pos + len(piece)])
+            piece_bytes = len(piece.encode("utf-8", "surrogatepass"))
+            chunks.append(
+                Chunk(
+                    path=path,
+                    language=language,
+                    text=piece,
+                    start_line=line,
+                    end_line=end_line,
+                    start_col=start_col,
+                    end_col=end_col,
+                    start_byte=byte_pos,
+                    end_byte=byte_pos + piece_bytes,
+                    kind="window",
+                )
+            )
+            consumed = text[pos:end]
+            byte_pos += len(consumed.encode("utf-8", "surrogatepass"))
+            c_newlines = consumed.count("\n")
+            if c_newlines:
+                line += c_newlines
+                line_start = pos + consumed.rfind("\n") + 1
+            pos = end
+        return chunks
+
+    # -- output ----------------------------------------------------------------------------
+
+    def _to_chunks(self, doc: _Doc, pieces: Iterable[_Piece], path: str, language: str) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        for p in pieces:
+            start, end = _trim(doc, p.start, p.end)
+            if end < start:
+                continue
+            last = doc.lines[end]
+            if last.endswith("\r"):
+                last = last[:-1]
+            end_byte = doc.starts[end] + len(last.encode("utf-8", "surrogatepass"))
+            start_byte = doc.starts[start]
+            text = doc.data[start_byte:end_byte].decode("utf-8", "surrogatepass")
+            chunks.append(
+                Chunk(
+                    path=path,
+                    language=language,
+                    text=text,
+                    start_line=start,
+                    end_line=end,
+                    start_col=0,
+                    end_col=_utf16_len(last),
+                    start_byte=start_byte,
+                    end_byte=end_byte,
+                    symbol=p.symbol,
+                    kind=p.kind,
+                    scope=p.scope,
+                    context=p.context,
+                )
+            )
+        return chunks

@@ -1,0 +1,435 @@
+"""The indexing pipeline: gate → chunk → redact → store (lexical at once) → embed (vectors after).
+
+Lexical rows are written as soon as a file is chunked, so search answers from the first second;
+vectors follow in length-sorted batches across files, which is what keeps the embedder at its raw
+rate. Buffers being edited are debounced per document and embedded ahead of the crawl.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from leo_lsp.embeddings.provider import EmbeddingProvider
+from leo_lsp.errors import EmbeddingUnavailable, LeoError, NotFound
+from leo_lsp.indexing.crawler import FoundFile, walk
+from leo_lsp.indexing.projects import Project, ProjectRegistry
+from leo_lsp.records import Chunk, Decision, content_hash
+from leo_lsp.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str, int], None]  # (message, percentage 0-100)
+
+# Chunks handed to the embedder per call: large enough for it to sort by length into full batches,
+# small enough that an edited buffer waits at most one call for the embedding lock.
+EMBED_WINDOW = 64
+
+
+@dataclass
+class IndexOutcome:
+    """What happened to one file."""
+
+    path: str
+    decision: Decision
+    chunks: int = 0
+    pending: int = 0
+    unchanged: bool = False
+
+
+@dataclass
+class CrawlReport:
+    """Totals of one crawl, as `leo.indexWorkspace` returns them."""
+
+    files: int = 0
+    chunks: int = 0
+    skipped: int = 0
+    denied: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    embedded: int = 0
+    pending: int = 0
+    took_ms: float = 0.0
+    cancelled: bool = False
+    errors: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """camelCase result for the client."""
+        return {
+            "files": self.files,
+            "chunks": self.chunks,
+            "skipped": self.skipped,
+            "denied": self.denied,
+            "unchanged": self.unchanged,
+            "removed": self.removed,
+            "embedded": self.embedded,
+            "pending": self.pending,
+            "tookMs": round(self.took_ms, 1),
+            "cancelled": self.cancelled,
+        }
+
+
+class Indexer:
+    """Runs the pipeline for every project; all CPU and disk work leaves the event loop."""
+
+    def __init__(
+        self,
+        registry: ProjectRegistry,
+        chunker: Any,
+        embedder: EmbeddingProvider,
+        settings: Settings,
+        detect_language: Callable[[str, str | None], str],
+    ) -> None:
+        self.registry = registry
+        self.chunker = chunker
+        self.embedder = embedder
+        self.settings = settings
+        self.detect_language = detect_language
+        self._embed_lock = asyncio.Lock()
+        self._debounced: dict[str, asyncio.Task[None]] = {}
+        self.embedding_error: str | None = None
+        self.embed_calls = 0  # texts sent to the embedder (tests count re-embedding with it)
+        self.on_indexed: list[Callable[[Project, IndexOutcome], None]] = []
+
+    # -- one file --------------------------------------------------------------------------
+
+    async def index_text(
+        self,
+        project: Project,
+        path: Path,
+        text: str,
+        *,
+        size: int | None = None,
+        mtime_ns: int = 0,
+        language_id: str | None = None,
+        embed: bool = True,
+        force: bool = False,
+    ) -> IndexOutcome:
+        """Index `text` as the content of `path` (a buffer's text or the file read from disk)."""
+        rel = project.rel(path)
+        if rel is None:
+            raise NotFound(f"{path} is not inside project {project.id}")
+        data = text.encode("utf-8", "surrogatepass")
+        chash = content_hash(text)
+        state = await asyncio.to_thread(project.store.file_state, rel)
+        if state is not None and state.content_hash == chash and not force:
+            if state.mtime_ns != mtime_ns and mtime_ns:
+                await asyncio.to_thread(project.store.touch_file, rel, len(data), mtime_ns)
+            outcome = IndexOutcome(
+                rel, Decision(rel, state.allowed, "unchanged", "cache"), unchanged=True
+            )
+            if embed and state.allowed:
+                await self.embed_pending(project, paths=[rel])
+            return outcome
+        decision = await project.gate.decide(path, data, chash)
+        decision = replace(decision, path=rel)
+        language = self.detect_language(str(path), language_id)
+        chunks: list[Chunk] = []
+        if decision.allowed:
+            chunks = await asyncio.to_thread(self._chunk, project, rel, text, language)
+        pending = await asyncio.to_thread(
+            project.store.upsert_file,
+            rel,
+            content_hash=chash,
+            size=len(data) if size is None else size,
+            mtime_ns=mtime_ns,
+            language=language,
+            decision=decision,
+            chunks=chunks,
+        )
+        outcome = IndexOutcome(rel, decision, len(chunks), pending)
+        if embed and pending:
+            await self.embed_pending(project, paths=[rel])
+            outcome.pending = 0
+        for hook in self.on_indexed:
+            hook(project, outcome)
+        return outcome
+
+    def _chunk(self, project: Project, rel: str, text: str, language: str) -> list[Chunk]:
+        chunks: list[Chunk] = self.chunker.chunk(text, rel, language)
+        out: list[Chunk] = []
+        for ch in chunks:
+            red_text, n = project.gate.redact(ch.text)
+            red_ctx, m = project.gate.redact(ch.context) if ch.context else (ch.context, 0)
+            out.append(replace(ch, text=red_text, context=red_ctx) if n or m else ch)
+        return out
+
+    async def index_file(
+        self, project: Project, path: Path, *, force: bool = False, embed: bool = True
+    ) -> IndexOutcome:
+        """Read `path` from disk (bounded by maxFileBytes) and index it."""
+        try:
+            st = await asyncio.to_thread(path.stat)
+            data = await asyncio.to_thread(_read_bounded, path, self.settings.index.max_file_bytes)
+        except FileNotFoundError:
+            rel = project.rel(path) or str(path)
+            await asyncio.to_thread(project.store.delete_file, rel)
+            raise NotFound(f"{path} does not exist") from None
+        except OSError as exc:
+            raise LeoError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        if len(data) > self.settings.index.max_file_bytes:
+            rel = project.rel(path) or str(path)
+            decision = Decision(
+                rel,
+                False,
+                f"larger than index.maxFileBytes ({self.settings.index.max_file_bytes} bytes)",
+                "rules",
+            )
+            await asyncio.to_thread(
+                project.store.upsert_file,
+                rel,
+                content_hash=f"size:{st.st_size}",
+                size=st.st_size,
+                mtime_ns=st.st_mtime_ns,
+                language="",
+                decision=decision,
+                chunks=[],
+            )
+            return IndexOutcome(rel, decision)
+        text = data.decode("utf-8", errors="replace")
+        if "\ufffd" in text and b"\xef\xbf\xbd" not in data:
+            logger.info("%s is not valid UTF-8; indexed with replacement characters", path)
+        if b"\0" in data[:8192]:
+            # Binary: let the gate see the raw bytes (it denies NUL-bearing files).
+            rel = project.rel(path) or str(path)
+            decision = await project.gate.decide(path, data, content_hash(text))
+            decision = replace(decision, path=rel)
+            await asyncio.to_thread(
+                project.store.upsert_file,
+                rel,
+                content_hash=content_hash(text),
+                size=len(data),
+                mtime_ns=st.st_mtime_ns,
+                language="",
+                decision=decision,
+                chunks=[],
+            )
+            return IndexOutcome(rel, decision)
+        return await self.index_text(
+            project,
+            path,
+            text,
+            size=st.st_size,
+            mtime_ns=st.st_mtime_ns,
+            embed=embed,
+            force=force,
+        )
+
+    # -- debounced buffers -----------------------------------------------------------------
+
+    def schedule(
+        self,
+        path: Path,
+        get_text: Callable[[], str | None],
+        *,
+        language_id: str | None = None,
+        delay_ms: int | None = None,
+        on_done: Callable[[IndexOutcome], None] | None = None,
+    ) -> asyncio.Task[None]:
+        """Re-index a buffer after the debounce; a newer call cancels the pending one."""
+        key = str(path)
+        old = self._debounced.pop(key, None)
+        if old is not None and not old.done():
+            old.cancel()
+        delay = (self.settings.index.debounce_ms if delay_ms is None else delay_ms) / 1000
+
+        async def run() -> None:
+            await asyncio.sleep(delay)  # the debounce itself, not synchronisation
+            text = get_text()
+            if text is None:
+                return
+            project = self.registry.for_path(path)
+            assert project is not None
+            rel = project.rel(path)
+            if rel is not None:
+                project.open_paths.add(rel)
+            try:
+                outcome = await self.index_text(project, path, text, language_id=language_id)
+                if on_done is not None:
+                    on_done(outcome)
+            except LeoError as exc:
+                logger.warning("indexing %s failed: %s", path, exc.message)
+            except Exception:
+                logger.exception("indexing %s failed", path)
+
+        task = asyncio.get_running_loop().create_task(run(), name=f"index {key}")
+        self._debounced[key] = task
+        task.add_done_callback(
+            lambda t: self._debounced.pop(key, None) if self._debounced.get(key) is t else None
+        )
+        return task
+
+    async def flush(self) -> None:
+        """Wait for every scheduled re-index (tests and shutdown)."""
+        while self._debounced:
+            await asyncio.gather(*list(self._debounced.values()), return_exceptions=True)
+
+    async def close_buffer(self, path: Path, saved: bool) -> None:
+        """A buffer closed: an unsaved one's index returns to the file on disk."""
+        old = self._debounced.pop(str(path), None)
+        if old is not None:
+            old.cancel()
+        project = self.registry.for_path(path, create=False)
+        if project is None:
+            return
+        rel = project.rel(path)
+        if rel is not None:
+            project.open_paths.discard(rel)
+        if not saved:
+            try:
+                await self.index_file(project, path)
+            except NotFound:
+                pass
+
+    # -- embedding -------------------------------------------------------------------------
+
+    async def embed_pending(
+        self,
+        project: Project,
+        *,
+        paths: list[str] | None = None,
+        progress: Callable[[int], None] | None = None,
+        cancel: asyncio.Event | None = None,
+    ) -> int:
+        """Embed chunks without vectors (of `paths`, or all); return how many were stored."""
+        done = 0
+        while cancel is None or not cancel.is_set():
+            async with self._embed_lock:
+                batch = await asyncio.to_thread(project.store.pending, EMBED_WINDOW, paths)
+                if not batch:
+                    break
+                try:
+                    vectors = await self.embedder.embed_documents([p.text for p in batch])
+                except EmbeddingUnavailable as exc:
+                    self.embedding_error = exc.message
+                    raise
+                self.embedding_error = None
+                self.embed_calls += len(batch)
+                await asyncio.to_thread(
+                    project.store.save_vectors, [p.hash for p in batch], vectors
+                )
+            done += len(batch)
+            if progress is not None:
+                progress(done)
+        return done
+
+    # -- crawl -----------------------------------------------------------------------------
+
+    async def crawl(
+        self,
+        project: Project,
+        *,
+        force: bool = False,
+        progress: Progress | None = None,
+        cancel: asyncio.Event | None = None,
+    ) -> CrawlReport:
+        """Index every approved file of a project; return when all are chunked, embedded, stored."""
+        t0 = time.perf_counter()
+        report = CrawlReport()
+        cancel = cancel or asyncio.Event()
+        say = progress or (lambda _m, _p: None)
+        say("Scanning files", 0)
+        if project.single_file is not None:
+            found = []
+            if project.single_file.exists():
+                st = project.single_file.stat()
+                found = [
+                    FoundFile(
+                        project.single_file, project.single_file.name, st.st_size, st.st_mtime_ns
+                    )
+                ]
+        else:
+            found = await asyncio.to_thread(
+                lambda: list(
+                    walk(project.root, project.rules.is_ignored_dir, should_stop=cancel.is_set)
+                )
+            )
+        states = await asyncio.to_thread(project.store.file_states)
+        seen: set[str] = set()
+        todo: list[FoundFile] = []
+        for f in found:
+            seen.add(f.rel)
+            known = states.get(f.rel)
+            if (
+                not force
+                and known is not None
+                and known.size == f.size
+                and known.mtime_ns == f.mtime_ns
+            ):
+                report.unchanged += 1
+                if known.allowed:
+                    report.files += 1
+                else:
+                    report.denied += 1
+                continue
+            todo.append(f)
+        for rel in states.keys() - seen:
+            if rel in project.open_paths:
+                continue
+            await asyncio.to_thread(project.store.delete_file, rel)
+            report.removed += 1
+        # Recently changed files first: they are the ones the developer is working on.
+        todo.sort(key=lambda f: -f.mtime_ns)
+        total = len(todo)
+        last_pct = -1
+        for i, f in enumerate(todo):
+            if cancel.is_set():
+                report.cancelled = True
+                break
+            if f.rel in project.open_paths:
+                continue  # the buffer's text wins over the disk
+            try:
+                outcome = await self.index_file(project, f.path, force=force, embed=False)
+            except NotFound:
+                report.skipped += 1
+                continue
+            except LeoError as exc:
+                report.skipped += 1
+                report.errors.append(f"{f.rel}: {exc.message}")
+                continue
+            if outcome.decision.allowed:
+                report.files += 1
+                report.chunks += outcome.chunks
+            else:
+                report.denied += 1
+            pct = int(50 * (i + 1) / max(total, 1))
+            if pct != last_pct:
+                last_pct = pct
+                say(f"Chunking {i + 1}/{total}", pct)
+        if not report.cancelled:
+            pending = await asyncio.to_thread(project.store.pending_count)
+            if pending:
+
+                def on_embedded(n: int) -> None:
+                    say(f"Embedding {n}/{pending} chunks", 50 + int(50 * n / max(pending, 1)))
+
+                report.embedded = await self.embed_pending(
+                    project, progress=on_embedded, cancel=cancel
+                )
+            report.cancelled = cancel.is_set()
+        report.pending = await asyncio.to_thread(project.store.pending_count)
+        report.took_ms = (time.perf_counter() - t0) * 1000
+        project.crawled = not report.cancelled
+        say("Done", 100)
+        logger.info(
+            "crawl of %s: %d files, %d chunks, %d denied, %d unchanged in %.0f ms",
+            project.id,
+            report.files,
+            report.chunks,
+            report.denied,
+            report.unchanged,
+            report.took_ms,
+            extra={"project": project.id, "ms": round(report.took_ms, 1)},
+        )
+        return report
+
+
+def _read_bounded(path: Path, limit: int) -> bytes:
+    """Read at most limit + 1 bytes: enough to know a file is too large without loading it."""
+    with path.open("rb") as fh:
+        return fh.read(limit + 1)

@@ -1,0 +1,66 @@
+"""Text preparation for the FTS5 lexical index: identifiers split on camelCase and snake_case.
+
+`parseHttpRequest` is indexed as itself and as `parse http request`, so the query "parse request"
+finds it, and so does the identifier typed whole.
+"""
+
+from __future__ import annotations
+
+import re
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+\d*|[A-Z]+\d*|\d+")
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+# Words too common in code or queries to carry meaning for BM25.
+STOPWORDS = frozenset(
+    """a an the of to in on for and or is are be by with from as at it this that these those
+    return returns self cls def function method class if else none true false null get set
+    which what when how do does given into its their them then than not no use used using""".split()
+)
+
+
+def split_identifier(ident: str) -> list[str]:
+    """`parseHTTPRequest_v2` → ['parse', 'http', 'request', 'v2'] (lower-cased parts)."""
+    parts: list[str] = []
+    for piece in ident.split("_"):
+        parts.extend(m.group(0).lower() for m in _CAMEL.finditer(piece))
+    return [p for p in parts if p]
+
+
+def expand(text: str) -> str:
+    """The text followed by the parts of every compound identifier in it."""
+    extra: list[str] = []
+    for m in _IDENT.finditer(text):
+        ident = m.group(0)
+        parts = split_identifier(ident)
+        if len(parts) > 1:
+            extra.extend(parts)
+    return text + "\n" + " ".join(extra) if extra else text
+
+
+def query_terms(query: str) -> list[str]:
+    """Lower-cased search terms of a query: words and identifier parts, stopwords dropped."""
+    terms: list[str] = []
+    seen: set[str] = set()
+    for m in _WORD.finditer(query):
+        word = m.group(0)
+        candidates = [word.lower()]
+        if _IDENT.fullmatch(word):
+            parts = split_identifier(word)
+            if len(parts) > 1:
+                candidates.extend(parts)
+        for term in candidates:
+            if term in STOPWORDS or term in seen or len(term) < 2:
+                continue
+            seen.add(term)
+            terms.append(term)
+    return terms
+
+
+def fts_query(query: str) -> str | None:
+    """An FTS5 MATCH expression OR-ing the query's terms (prefix-matched), or None if empty."""
+    terms = query_terms(query)
+    if not terms:
+        return None
+    return " OR ".join(f'"{t}"*' if len(t) >= 4 else f'"{t}"' for t in terms[:32])

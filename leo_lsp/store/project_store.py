@@ -1,0 +1,643 @@
+"""One project's index: files, chunks, vectors (sqlite-vec), lexical (FTS5), decisions.
+
+sqlite is the store of record; searches run on an in-memory `VectorIndex` rebuilt from it at open.
+Every method is synchronous and thread-safe (one lock around the connection): callers on the
+event loop run them with `asyncio.to_thread`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from leo_lsp.errors import StoreError
+from leo_lsp.records import Chunk, Decision, SearchHit
+from leo_lsp.store import lexical, schema
+from leo_lsp.store.database import DatabaseError, open_checked
+from leo_lsp.store.vector_index import VectorIndex
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class FileState:
+    """What the store knows of one file, enough to skip it when unchanged."""
+
+    path: str
+    content_hash: str
+    size: int
+    mtime_ns: int
+    allowed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PendingChunk:
+    """A chunk whose vector is not yet stored."""
+
+    chunk_id: int
+    hash: str
+    text: str
+
+
+def embed_text(chunk_text: str, context: str) -> str:
+    """What the embedder sees for a chunk: the kept signature, then the code."""
+    return f"{context}\n{chunk_text}" if context else chunk_text
+
+
+class ProjectStore:
+    """The sqlite database of one project (workspace folder)."""
+
+    def __init__(
+        self,
+        db_path: Path | str,
+        *,
+        project_id: str,
+        root: str,
+        dim: int,
+        model_id: str,
+        load_vec: bool = True,
+    ) -> None:
+        self.project_id = project_id
+        self.root = root
+        self.db_path = str(db_path)
+        self.dim = dim
+        self.model_id = model_id
+        self._lock = threading.RLock()
+        try:
+            if self.db_path == ":memory:":
+                from leo_lsp.store.database import connect
+
+                self._conn, self.vec_loaded = connect(":memory:", load_vec=load_vec)
+                self.recovery_note: str | None = None
+            else:
+                self._conn, self.vec_loaded, self.recovery_note = open_checked(
+                    Path(self.db_path), load_vec=load_vec
+                )
+            self.schema_version = schema.migrate(self._conn)
+            self.reembed_all = schema.ensure_vector_table(
+                self._conn, vec=self.vec_loaded, dim=dim, model_id=model_id
+            )
+        except DatabaseError as exc:
+            raise StoreError(f"cannot open the index at {self.db_path}: {exc}") from exc
+        self.index = VectorIndex(dim)
+        self._load_index()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def backend(self) -> str:
+        """Which vector path is live: 'sqlite-vec' or 'numpy' (fallback)."""
+        return "sqlite-vec" if self.vec_loaded else "numpy"
+
+    def close(self) -> None:
+        """Close the connection (checkpointing the WAL)."""
+        with self._lock:
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except DatabaseError:
+                pass
+            self._conn.close()
+
+    def _tx(self) -> _Transaction:
+        return _Transaction(self._conn, self._lock)
+
+    def _load_index(self) -> None:
+        rows = self._conn.execute(
+            """SELECT c.id, c.language, f.path, v.embedding
+               FROM chunks c JOIN files f ON f.id = c.file_id
+               JOIN vec_items vi ON vi.hash = c.hash
+               JOIN vectors v ON v.rowid = vi.id"""
+        ).fetchall()
+        if not rows:
+            return
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        vecs = np.frombuffer(b"".join(r[3] for r in rows), dtype=np.float32).reshape(
+            len(rows), self.dim
+        )
+        self.index.add(
+            ids,
+            vecs,
+            [r[1] for r in rows],
+            [self.project_id] * len(rows),
+            [r[2] for r in rows],
+        )
+
+    # -- files -----------------------------------------------------------------------------
+
+    def file_states(self) -> dict[str, FileState]:
+        """Every known file's state, keyed by path."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT path, content_hash, size, mtime_ns, allowed FROM files"
+            ).fetchall()
+        return {r[0]: FileState(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows}
+
+    def file_state(self, path: str) -> FileState | None:
+        """One file's state, or None if the store has never seen it."""
+        with self._lock:
+            r = self._conn.execute(
+                "SELECT path, content_hash, size, mtime_ns, allowed FROM files WHERE path = ?",
+                (path,),
+            ).fetchone()
+        return FileState(r[0], r[1], r[2], r[3], bool(r[4])) if r else None
+
+    def touch_file(self, path: str, size: int, mtime_ns: int) -> None:
+        """Record a new mtime for a file whose content did not change."""
+        with self._tx() as c:
+            c.execute(
+                "UPDATE files SET size = ?, mtime_ns = ? WHERE path = ?", (size, mtime_ns, path)
+            )
+
+    def upsert_file(
+        self,
+        path: str,
+        *,
+        content_hash: str,
+        size: int,
+        mtime_ns: int,
+        language: str,
+        decision: Decision,
+        chunks: Sequence[Chunk],
+    ) -> int:
+        """Replace a file's chunks in one transaction; return how many chunks still need vectors.
+
+        Chunks whose content hash already has a vector reuse it (no re-embedding).
+        """
+        now = time.time()
+        removed: list[int] = []
+        added: list[tuple[int, Chunk]] = []
+        with self._tx() as c:
+            row = c.execute("SELECT id FROM files WHERE path = ?", (path,)).fetchone()
+            if row:
+                file_id = int(row[0])
+                removed = [
+                    r[0] for r in c.execute("SELECT id FROM chunks WHERE file_id = ?", (file_id,))
+                ]
+                c.execute(
+                    f"DELETE FROM lexical WHERE rowid IN ({','.join('?' * len(removed))})", removed
+                ) if removed else None
+                c.execute("DELETE FROM chunks WHERE file_id = ?", (file_id,))
+                c.execute(
+                    """UPDATE files SET content_hash=?, size=?, mtime_ns=?, language=?, allowed=?,
+                       reason=?, indexed_at=? WHERE id=?""",
+                    (
+                        content_hash,
+                        size,
+                        mtime_ns,
+                        language,
+                        int(decision.allowed),
+                        decision.reason,
+                        now,
+                        file_id,
+                    ),
+                )
+            else:
+                cur = c.execute(
+                    """INSERT INTO files (path, content_hash, size, mtime_ns, language, allowed,
+                       reason, indexed_at) VALUES (?,?,?,?,?,?,?,?)""",
+                    (
+                        path,
+                        content_hash,
+                        size,
+                        mtime_ns,
+                        language,
+                        int(decision.allowed),
+                        decision.reason,
+                        now,
+                    ),
+                )
+                file_id = int(cur.lastrowid)
+            for ordinal, ch in enumerate(chunks if decision.allowed else ()):
+                cur = c.execute(
+                    """INSERT INTO chunks (file_id, ordinal, hash, language, symbol, kind, scope,
+                       start_line, end_line, start_col, end_col, start_byte, end_byte, text,
+                       context)
+                       VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                    (
+                        file_id,
+                        ordinal,
+                        ch.hash,
+                        ch.language,
+                        ch.symbol,
+                        ch.kind,
+                        ch.scope,
+                        ch.start_line,
+                        ch.end_line,
+                        ch.start_col,
+                        ch.end_col,
+                        ch.start_byte,
+                        ch.end_byte,
+                        ch.text,
+                        ch.context,
+                    ),
+                )
+                chunk_id = int(cur.lastrowid)
+                added.append((chunk_id, ch))
+                c.execute(
+                    "INSERT INTO lexical (rowid, symbol, path, body) VALUES (?,?,?,?)",
+                    (
+                        chunk_id,
+                        lexical.expand(ch.qualified_name),
+                        lexical.expand(path),
+                        lexical.expand(ch.text),
+                    ),
+                )
+            known = self._known_vectors(c, [ch.hash for _, ch in added])
+        if removed:
+            self.index.remove(np.array(removed, dtype=np.int64))
+        reuse = [(cid, ch) for cid, ch in added if ch.hash in known]
+        if reuse:
+            self.index.add(
+                np.array([cid for cid, _ in reuse], dtype=np.int64),
+                np.stack([known[ch.hash] for _, ch in reuse]),
+                [ch.language for _, ch in reuse],
+                [self.project_id] * len(reuse),
+                [path] * len(reuse),
+            )
+        return len(added) - len(reuse)
+
+    def _known_vectors(self, c: Any, hashes: Iterable[str]) -> dict[str, npt.NDArray[np.float32]]:
+        wanted = list(set(hashes))
+        out: dict[str, npt.NDArray[np.float32]] = {}
+        for i in range(0, len(wanted), 500):
+            part = wanted[i : i + 500]
+            rows = c.execute(
+                f"""SELECT vi.hash, v.embedding FROM vec_items vi JOIN vectors v ON v.rowid = vi.id
+                    WHERE vi.hash IN ({",".join("?" * len(part))})""",
+                part,
+            ).fetchall()
+            for h, blob in rows:
+                out[h] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+    def delete_file(self, path: str) -> bool:
+        """Forget a file and its chunks; True if it was known."""
+        with self._tx() as c:
+            row = c.execute("SELECT id FROM files WHERE path = ?", (path,)).fetchone()
+            if not row:
+                return False
+            ids = [r[0] for r in c.execute("SELECT id FROM chunks WHERE file_id = ?", (row[0],))]
+            for i in range(0, len(ids), 500):
+                part = ids[i : i + 500]
+                c.execute(f"DELETE FROM lexical WHERE rowid IN ({','.join('?' * len(part))})", part)
+            c.execute("DELETE FROM files WHERE id = ?", (row[0],))
+        if ids:
+            self.index.remove(np.array(ids, dtype=np.int64))
+        return True
+
+    # -- vectors ---------------------------------------------------------------------------
+
+    def pending(
+        self, limit: int = 10_000, paths: Sequence[str] | None = None
+    ) -> list[PendingChunk]:
+        """Chunks without a stored vector, one per distinct content hash."""
+        sql = """SELECT MIN(c.id), c.hash, c.text, c.context FROM chunks c
+                 JOIN files f ON f.id = c.file_id
+                 LEFT JOIN vec_items vi ON vi.hash = c.hash
+                 WHERE vi.id IS NULL"""
+        args: list[Any] = []
+        if paths:
+            sql += f" AND f.path IN ({','.join('?' * len(paths))})"
+            args.extend(paths)
+        sql += " GROUP BY c.hash LIMIT ?"
+        args.append(limit)
+        with self._lock:
+            rows = self._conn.execute(sql, args).fetchall()
+        return [PendingChunk(r[0], r[1], embed_text(r[2], r[3])) for r in rows]
+
+    def pending_count(self) -> int:
+        """How many distinct chunk contents still need a vector."""
+        with self._lock:
+            row = self._conn.execute(
+                """SELECT COUNT(DISTINCT c.hash) FROM chunks c
+                   LEFT JOIN vec_items vi ON vi.hash = c.hash WHERE vi.id IS NULL"""
+            ).fetchone()
+        return int(row[0])
+
+    def save_vectors(self, hashes: Sequence[str], vectors: npt.NDArray[np.float32]) -> int:
+        """Store vectors for content hashes (one transaction); return chunks made searchable."""
+        if len(hashes) == 0:
+            return 0
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.shape != (len(hashes), self.dim):
+            raise StoreError(
+                f"vector shape {vectors.shape} does not match {len(hashes)}×{self.dim}"
+            )
+        with self._tx() as c:
+            for h, v in zip(hashes, vectors, strict=True):
+                cur = c.execute(
+                    "INSERT OR IGNORE INTO vec_items (hash, model) VALUES (?, ?)",
+                    (h, self.model_id),
+                )
+                if cur.rowcount:
+                    c.execute(
+                        "INSERT INTO vectors (rowid, embedding) VALUES (?, ?)",
+                        (cur.lastrowid, v.tobytes()),
+                    )
+            rows: list[tuple[int, str, str, str]] = []
+            for i in range(0, len(hashes), 500):
+                part = list(hashes[i : i + 500])
+                rows.extend(
+                    c.execute(
+                        f"""SELECT c.id, c.hash, c.language, f.path FROM chunks c
+                            JOIN files f ON f.id = c.file_id
+                            WHERE c.hash IN ({",".join("?" * len(part))})""",
+                        part,
+                    ).fetchall()
+                )
+        if rows:
+            pos = {h: i for i, h in enumerate(hashes)}
+            self.index.add(
+                np.array([r[0] for r in rows], dtype=np.int64),
+                vectors[[pos[r[1]] for r in rows]],
+                [r[2] for r in rows],
+                [self.project_id] * len(rows),
+                [r[3] for r in rows],
+            )
+        return len(rows)
+
+    # -- search ----------------------------------------------------------------------------
+
+    def vector_search(
+        self,
+        query: npt.NDArray[np.float32],
+        k: int,
+        *,
+        languages: set[str] | None = None,
+        path_filter: Callable[[str], bool] | None = None,
+    ) -> list[tuple[int, float]]:
+        """(chunk id, cosine) best first, from the in-memory index."""
+        return self.index.search(query, k, languages=languages, path_filter=path_filter)
+
+    def lexical_search(
+        self,
+        query: str,
+        k: int,
+        *,
+        languages: set[str] | None = None,
+        path_globs: Sequence[str] | None = None,
+    ) -> list[tuple[int, float]]:
+        """(chunk id, BM25-derived score, higher is better) best first."""
+        match = lexical.fts_query(query)
+        if match is None:
+            return []
+        sql = """SELECT l.rowid, bm25(lexical, 4.0, 1.5, 1.0) AS s FROM lexical l"""
+        args: list[Any] = [match]
+        filtered = bool(languages or path_globs)
+        if filtered:
+            sql += " JOIN chunks c ON c.id = l.rowid JOIN files f ON f.id = c.file_id"
+        sql += " WHERE lexical MATCH ?"
+        if languages:
+            sql += f" AND c.language IN ({','.join('?' * len(languages))})"
+            args.extend(sorted(languages))
+        sql += " ORDER BY s LIMIT ?"
+        # Path globs are applied in Python (GLOB semantics differ from gitignore-style globs),
+        # so over-fetch to keep k results after filtering.
+        args.append(k * 8 if path_globs else k)
+        with self._lock:
+            try:
+                rows = self._conn.execute(sql, args).fetchall()
+                if path_globs:
+                    paths = self._paths_of([r[0] for r in rows])
+                    rows = [r for r in rows if _glob_any(paths.get(r[0], ""), path_globs)]
+            except DatabaseError as exc:
+                logger.warning("lexical query %r failed: %s", match, exc)
+                return []
+        return [(int(r[0]), -float(r[1])) for r in rows[:k]]
+
+    def _paths_of(self, ids: Sequence[int]) -> dict[int, str]:
+        if not ids:
+            return {}
+        rows = self._conn.execute(
+            f"""SELECT c.id, f.path FROM chunks c JOIN files f ON f.id = c.file_id
+                WHERE c.id IN ({",".join("?" * len(ids))})""",
+            list(ids),
+        ).fetchall()
+        return {int(r[0]): r[1] for r in rows}
+
+    def hits(self, ids: Sequence[int]) -> dict[int, SearchHit]:
+        """Chunk records for ids (missing ids are absent from the result)."""
+        if not ids:
+            return {}
+        with self._lock:
+            rows = self._conn.execute(
+                f"""SELECT c.id, f.path, c.start_line, c.end_line, c.start_col, c.end_col,
+                           c.language, c.symbol, c.kind, c.scope, c.text
+                    FROM chunks c JOIN files f ON f.id = c.file_id
+                    WHERE c.id IN ({",".join("?" * len(ids))})""",
+                list(ids),
+            ).fetchall()
+        return {
+            int(r[0]): SearchHit(
+                path=r[1],
+                start_line=r[2],
+                end_line=r[3],
+                start_col=r[4],
+                end_col=r[5],
+                score=0.0,
+                language=r[6],
+                symbol=r[7],
+                kind=r[8],
+                scope=r[9],
+                snippet=r[10],
+                project_id=self.project_id,
+                chunk_id=int(r[0]),
+            )
+            for r in rows
+        }
+
+    def chunks_of(self, path: str) -> list[SearchHit]:
+        """A file's chunks in order (for symbols, tests and hints)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT c.id FROM chunks c JOIN files f ON f.id = c.file_id WHERE f.path = ? "
+                "ORDER BY c.ordinal",
+                (path,),
+            ).fetchall()
+        ids = [int(r[0]) for r in rows]
+        found = self.hits(ids)
+        return [found[i] for i in ids if i in found]
+
+    # -- decisions (the gatekeeper's cache and audit log) ----------------------------------
+
+    def get_decision(self, path: str, content_hash: str) -> Decision | None:
+        """A cached gatekeeper decision for this exact content, if any."""
+        with self._lock:
+            r = self._conn.execute(
+                "SELECT allowed, reason, redactions FROM decisions WHERE path=? AND content_hash=?",
+                (path, content_hash),
+            ).fetchone()
+        return Decision(path, bool(r[0]), r[1], "cache", int(r[2])) if r else None
+
+    def put_decision(self, decision: Decision, content_hash: str) -> None:
+        """Cache a decision for (path, content) and append it to the audit log."""
+        now = time.time()
+        with self._tx() as c:
+            c.execute(
+                """INSERT OR REPLACE INTO decisions (path, content_hash, allowed, reason, source,
+                   redactions, at) VALUES (?,?,?,?,?,?,?)""",
+                (
+                    decision.path,
+                    content_hash,
+                    int(decision.allowed),
+                    decision.reason,
+                    decision.source,
+                    decision.redactions,
+                    now,
+                ),
+            )
+            c.execute(
+                "INSERT INTO decision_log (path, allowed, reason, source, at) VALUES (?,?,?,?,?)",
+                (decision.path, int(decision.allowed), decision.reason, decision.source, now),
+            )
+
+    def record(self, decision: Decision) -> None:
+        """Append a decision (including cache hits) to the audit log."""
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO decision_log (path, allowed, reason, source, at) VALUES (?,?,?,?,?)",
+                (
+                    decision.path,
+                    int(decision.allowed),
+                    decision.reason,
+                    decision.source,
+                    time.time(),
+                ),
+            )
+
+    def get(self, path: str, content_hash: str) -> Decision | None:
+        """DecisionCache protocol: alias of get_decision."""
+        return self.get_decision(path, content_hash)
+
+    def put(self, decision: Decision, content_hash: str) -> None:
+        """DecisionCache protocol: alias of put_decision."""
+        self.put_decision(decision, content_hash)
+
+    def decisions(self, path: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Audit rows, newest first."""
+        sql = "SELECT path, allowed, reason, source, at FROM decision_log"
+        args: list[Any] = []
+        if path:
+            sql += " WHERE path = ?"
+            args.append(path)
+        sql += " ORDER BY id DESC LIMIT ?"
+        args.append(limit)
+        with self._lock:
+            rows = self._conn.execute(sql, args).fetchall()
+        return [
+            {
+                "path": r[0],
+                "decision": "allow" if r[1] else "deny",
+                "reason": r[2],
+                "source": r[3],
+                "at": r[4],
+            }
+            for r in rows
+        ]
+
+    # -- stats -----------------------------------------------------------------------------
+
+    def log_search(self, query_len: int, results: int, took_ms: float, mode: str) -> None:
+        """Record search activity (never the query text)."""
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO search_log (at, query_len, results, took_ms, mode) VALUES (?,?,?,?,?)",
+                (time.time(), query_len, results, took_ms, mode),
+            )
+
+    def stats(self) -> dict[str, Any]:
+        """Files, chunks, languages, denied, pending, last indexed, searches."""
+        with self._lock:
+            c = self._conn
+            files = c.execute("SELECT COUNT(*) FROM files WHERE allowed = 1").fetchone()[0]
+            denied = c.execute("SELECT COUNT(*) FROM files WHERE allowed = 0").fetchone()[0]
+            chunks = c.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+            langs = dict(
+                c.execute(
+                    "SELECT language, COUNT(*) FROM files WHERE allowed = 1 GROUP BY language"
+                ).fetchall()
+            )
+            last = c.execute("SELECT MAX(indexed_at) FROM files").fetchone()[0]
+            searches = c.execute("SELECT COUNT(*) FROM search_log").fetchone()[0]
+        return {
+            "files": files,
+            "chunks": chunks,
+            "languages": langs,
+            "denied": denied,
+            "pending": self.pending_count(),
+            "lastIndexed": last,
+            "searches": searches,
+        }
+
+    def integrity_ok(self) -> bool:
+        """PRAGMA integrity_check says ok."""
+        with self._lock:
+            return bool(self._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        """Run one read statement (tests and diagnostics)."""
+        with self._lock:
+            return list(self._conn.execute(sql, args).fetchall())
+
+    @property
+    def connection(self) -> Any:
+        """The raw connection, for services that keep their own tables in this database."""
+        return self._conn
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The lock that guards the connection."""
+        return self._lock
+
+
+class _Transaction:
+    """`with store._tx() as c:` — BEGIN IMMEDIATE … COMMIT, or ROLLBACK on error, under the lock."""
+
+    def __init__(self, conn: Any, lock: threading.RLock) -> None:
+        self._conn = conn
+        self._lock = lock
+
+    def __enter__(self) -> Any:
+        self._lock.acquire()
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._lock.release()
+            raise
+        return self._conn
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            if exc_type is None:
+                self._conn.execute("COMMIT")
+            else:
+                self._conn.execute("ROLLBACK")
+        except DatabaseError as err:
+            raise StoreError(f"index write failed: {err}") from err
+        finally:
+            self._lock.release()
+
+
+def _glob_any(path: str, globs: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatch(path, g) or fnmatch.fnmatch(Path(path).name, g) for g in globs)
+
+
+def path_filter_for(globs: Sequence[str] | None) -> Callable[[str], bool] | None:
+    """A predicate for path globs (matched against the path and its file name), or None."""
+    if not globs:
+        return None
+    frozen = list(globs)
+    return lambda p: _glob_any(p, frozen)
+
+
+__all__ = ["FileState", "PendingChunk", "ProjectStore", "embed_text", "path_filter_for", "json"]

@@ -1,0 +1,126 @@
+"""ProjectStore on a real sqlite file with the real sqlite-vec extension."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from leo_lsp.records import Chunk, Decision
+from leo_lsp.store.lexical import fts_query, split_identifier
+from leo_lsp.store.project_store import ProjectStore
+
+DIM = 8
+ALLOW = Decision("x", True, "source file", "rules")
+
+
+def chunk(text: str, symbol: str, line: int = 0, path: str = "a.py") -> Chunk:
+    return Chunk(path=path, language="python", text=text, start_line=line,
+                 end_line=line + text.count("\n"), symbol=symbol, kind="function")
+
+
+def vec(seed: int) -> np.ndarray:
+    v = np.random.default_rng(seed).standard_normal(DIM).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def open_store(path: Path, model: str = "m1", dim: int = DIM) -> ProjectStore:
+    return ProjectStore(path, project_id="p", root="/r", dim=dim, model_id=model)
+
+
+def test_upsert_pending_vectors_and_reuse_across_files_and_restart(tmp_path: Path) -> None:
+    db = tmp_path / "index.sqlite3"
+    s = open_store(db)
+    assert s.backend == "sqlite-vec"
+    a = [chunk("def parse_header(x): ...", "parse_header"), chunk("def total(y): ...", "total", 2)]
+    assert s.upsert_file("a.py", content_hash="h1", size=10, mtime_ns=1, language="python",
+                         decision=ALLOW, chunks=a) == 2
+    pending = s.pending()
+    assert {p.hash for p in pending} == {c.hash for c in a}
+    s.save_vectors([p.hash for p in pending], np.stack([vec(i) for i in range(len(pending))]))
+    assert s.pending_count() == 0 and len(s.index) == 2
+    # The same function body in another file reuses the stored vector: nothing new to embed.
+    b = [chunk("def parse_header(x): ...", "parse_header", path="b.py")]
+    assert s.upsert_file("b.py", content_hash="h2", size=5, mtime_ns=1, language="python",
+                         decision=ALLOW, chunks=b) == 0
+    assert len(s.index) == 3
+    s.close()
+    s2 = open_store(db)
+    assert len(s2.index) == 3  # rebuilt from sqlite-vec at open
+    assert s2.pending_count() == 0
+    hits = s2.vector_search(vec(0), 2)
+    assert hits[0][1] == pytest.approx(1.0, abs=1e-3)
+    s2.close()
+
+
+def test_reindex_replaces_chunks_atomically_and_delete_forgets(tmp_path: Path) -> None:
+    s = open_store(tmp_path / "i.sqlite3")
+    s.upsert_file("a.py", content_hash="h1", size=1, mtime_ns=1, language="python",
+                  decision=ALLOW, chunks=[chunk("def alpha(): pass", "alpha")])
+    s.upsert_file("a.py", content_hash="h2", size=1, mtime_ns=2, language="python",
+                  decision=ALLOW, chunks=[chunk("def omega(): pass", "omega")])
+    assert [h.symbol for h in s.chunks_of("a.py")] == ["omega"]
+    assert s.lexical_search("alpha", 5) == []
+    assert len(s.lexical_search("omega", 5)) == 1
+    assert s.delete_file("a.py")
+    assert s.chunks_of("a.py") == [] and s.lexical_search("omega", 5) == []
+    assert s.integrity_ok()
+
+
+def test_lexical_splits_identifiers() -> None:
+    assert split_identifier("parseHTTPRequest_v2") == ["parse", "http", "request", "v2"]
+    s = open_store(Path(":memory:"))
+    s.upsert_file("net.py", content_hash="h", size=1, mtime_ns=1, language="python",
+                  decision=ALLOW, chunks=[chunk("def parseHttpRequest(raw): ...", "parseHttpRequest")])
+    assert len(s.lexical_search("parse the request", 5)) == 1
+    assert s.lexical_search("unrelated words", 5) == []
+    assert fts_query("the of a") is None  # stopwords only: no query at all
+
+
+def test_denied_file_has_no_chunks_and_decisions_are_audited(tmp_path: Path) -> None:
+    s = open_store(tmp_path / "i.sqlite3")
+    deny = Decision(".env", False, "environment file", "rules")
+    s.upsert_file(".env", content_hash="h", size=1, mtime_ns=1, language="text",
+                  decision=deny, chunks=[chunk("API_KEY=x", "")])
+    assert s.chunks_of(".env") == []
+    s.put_decision(deny, "h")
+    cached = s.get_decision(".env", "h")
+    assert cached is not None and not cached.allowed and cached.source == "cache"
+    rows = s.decisions(".env")
+    assert rows[0]["decision"] == "deny" and rows[0]["reason"] == "environment file"
+    assert s.stats()["denied"] == 1
+
+
+def test_model_change_drops_vectors_for_reembedding(tmp_path: Path) -> None:
+    db = tmp_path / "i.sqlite3"
+    s = open_store(db)
+    s.upsert_file("a.py", content_hash="h", size=1, mtime_ns=1, language="python",
+                  decision=ALLOW, chunks=[chunk("def f(): pass", "f")])
+    s.save_vectors([p.hash for p in s.pending()], np.stack([vec(1)]))
+    s.close()
+    s2 = open_store(db, model="m2", dim=16)
+    assert s2.reembed_all and s2.pending_count() == 1 and len(s2.index) == 0
+    s2.close()
+
+
+def test_corrupt_database_is_moved_aside_and_rebuilt(tmp_path: Path) -> None:
+    db = tmp_path / "i.sqlite3"
+    db.write_bytes(b"this is not a database" * 100)
+    s = open_store(db)
+    assert s.recovery_note and "moved" in s.recovery_note
+    assert list(tmp_path.glob("i.sqlite3.corrupt-*"))
+    assert s.integrity_ok()
+
+
+def test_numpy_fallback_when_vec_cannot_load(tmp_path: Path) -> None:
+    s = ProjectStore(tmp_path / "i.sqlite3", project_id="p", root="/r", dim=DIM, model_id="m",
+                     load_vec=False)
+    assert s.backend == "numpy"
+    s.upsert_file("a.py", content_hash="h", size=1, mtime_ns=1, language="python",
+                  decision=ALLOW, chunks=[chunk("def f(): pass", "f")])
+    s.save_vectors([p.hash for p in s.pending()], np.stack([vec(3)]))
+    s.close()
+    s2 = ProjectStore(tmp_path / "i.sqlite3", project_id="p", root="/r", dim=DIM, model_id="m",
+                      load_vec=False)
+    assert s2.vector_search(vec(3), 1)[0][1] == pytest.approx(1.0, abs=1e-3)
