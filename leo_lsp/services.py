@@ -10,7 +10,6 @@ from pathlib import Path
 from leo_lsp.embeddings.factory import create_provider
 from leo_lsp.embeddings.provider import EmbeddingProvider
 from leo_lsp.gatekeeper.gate import Gatekeeper
-from leo_lsp.gatekeeper.rules import Rules
 from leo_lsp.indexing.chunker import Chunker
 from leo_lsp.indexing.languages import detect_language
 from leo_lsp.indexing.pipeline import Indexer
@@ -69,9 +68,8 @@ def build_services(settings: Settings, *, embedder: EmbeddingProvider | None = N
         )
         if store.recovery_note:
             notes.append(store.recovery_note)
-        rules = Rules(root, settings.index)
-        gate = Gatekeeper(rules=rules, settings=settings.gatekeeper, cache=store, audit=store)
-        return Project(pid, name, root, store, rules, gate, single_file)
+        gate = Gatekeeper(root, settings.gatekeeper, settings.index, cache=store, audit=store)
+        return Project(pid, name, root, store, gate.rules, gate, single_file)
 
     registry = ProjectRegistry(make_project)
     indexer = Indexer(registry, chunker, embedder, settings, detect_language)

@@ -6,6 +6,6 @@
 (record_declaration name: (identifier) @name) @class
 (enum_declaration name: (identifier) @name) @class
 (interface_declaration name: (identifier) @name) @interface
-(method_declaration name: (identifier) @name) @method
+(method_declaration name: (identifier) @name body: (_)) @method
 (constructor_declaration name: (identifier) @name) @method
 (local_function_statement name: (identifier) @name) @function

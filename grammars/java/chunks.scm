@@ -4,6 +4,6 @@
 (enum_declaration name: (identifier) @name) @class
 (interface_declaration name: (identifier) @name) @interface
 (annotation_type_declaration name: (identifier) @name) @interface
-(method_declaration name: (identifier) @name) @method
+(method_declaration name: (identifier) @name body: (_)) @method
 (constructor_declaration name: (identifier) @name) @method
 (compact_constructor_declaration name: (identifier) @name) @method

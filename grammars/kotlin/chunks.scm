@@ -5,4 +5,4 @@
 (class_declaration name: (_) @name) @class
 (object_declaration name: (_) @name) @class
 (companion_object) @class
-(function_declaration name: (_) @name) @function
+(function_declaration name: (_) @name (function_body)) @function

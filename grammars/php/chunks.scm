@@ -5,4 +5,4 @@
 (enum_declaration name: (name) @name) @class
 (interface_declaration name: (name) @name) @interface
 (function_definition name: (name) @name) @function
-(method_declaration name: (name) @name) @method
+(method_declaration name: (name) @name body: (_)) @method

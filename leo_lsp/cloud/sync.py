@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import random
 import time
@@ -211,7 +212,9 @@ class SyncWorker:
         user = self._identity.user
         if user is None:
             return 0
-        events = await self._run_io(self._outbox.claim_batch, self._batch_size, now, [user.uid])
+        events = await self._run_io(
+            functools.partial(self._outbox.claim_batch, self._batch_size, now, uids=[user.uid])
+        )
         if not events:
             return 0
         self.attempts += 1

@@ -69,7 +69,9 @@ class LlmVerdict:
 def excerpt(redacted_text: str) -> str:
     """The bounded excerpt sent to the model: first lines of the (already redacted) text."""
     lines = redacted_text.splitlines()[:EXCERPT_LINES]
-    clipped = [ln if len(ln) <= EXCERPT_LINE_CHARS else ln[:EXCERPT_LINE_CHARS] + "…" for ln in lines]
+    clipped = [
+        ln if len(ln) <= EXCERPT_LINE_CHARS else ln[:EXCERPT_LINE_CHARS] + "…" for ln in lines
+    ]
     return "\n".join(clipped)[:EXCERPT_CHARS]
 
 

@@ -232,6 +232,7 @@ class Rules:
 
     def __init__(self, root: Path | None, settings: IndexSettings) -> None:
         self.root = root.resolve() if root is not None else None
+        self._root_prefix = str(self.root).rstrip("/") + "/" if self.root is not None else ""
         self.settings = settings
         self._include = GitIgnoreSpec.from_lines(settings.include) if settings.include else None
         self._exclude = GitIgnoreSpec.from_lines(settings.exclude) if settings.exclude else None
@@ -263,6 +264,11 @@ class Rules:
         """`path` relative to the root in posix form, or None when it lies outside the root."""
         if self.root is None:
             return None
+        if path.is_absolute():
+            # fast path for the crawler's absolute paths under the root (no normalisation needed)
+            raw, prefix = str(path), self._root_prefix
+            if raw.startswith(prefix) and "/.." not in raw and os.sep == "/":
+                return PurePosixPath(raw[len(prefix) :])
         p = path if path.is_absolute() else self.root / path
         try:
             rel = os.path.relpath(p, self.root)
@@ -324,7 +330,9 @@ class Rules:
 
     def is_ignored_dir(self, rel_dir: str | Path) -> bool:
         """True when the crawler should not descend into `rel_dir` (relative to the root)."""
-        parts = tuple(p for p in PurePosixPath(Path(rel_dir).as_posix()).parts if p not in (".", ""))
+        parts = tuple(
+            p for p in PurePosixPath(Path(rel_dir).as_posix()).parts if p not in (".", "")
+        )
         return self._dir_reason(parts) is not None
 
     # -- the check ---------------------------------------------------------------------------

@@ -6,7 +6,7 @@ of the kind captures below, plus optional helpers:
 - `@function`, `@method`, `@class`, `@interface`, `@module`, `@section`: the whole definition node
   (include decorators/templates/`export` wrappers by capturing the wrapper). A `@function` whose
   nearest enclosing definition is a class or interface becomes a `method`.
-- `@name`: the node whose text is the symbol. A name like `Foo::bar` gives scope `Foo`, symbol `bar`.
+- `@name`: the node whose text is the symbol; a name `Foo::bar` gives scope `Foo`, symbol `bar`.
 - `@scope`: optional, names the scope explicitly (Go method receivers).
 - When several patterns capture the same node, the first pattern in the file wins.
 
@@ -194,7 +194,15 @@ class _Piece:
     role: str = "block"  # def (a definition or a part of it) | crumb | block | prefix
 
     def shifted(self, delta: int) -> _Piece:
-        return replace(self, start=self.start + delta, end=self.end + delta)
+        return _Piece(
+            self.start + delta,
+            self.end + delta,
+            self.kind,
+            self.symbol,
+            self.scope,
+            self.context,
+            self.role,
+        )
 
 
 @dataclass(slots=True)
@@ -265,12 +273,26 @@ class Chunker:
                 if hit is not None:
                     raw.extend(p.shifted(start) for p in hit)
                     continue
-            group = self._group_pieces(doc, query, nodes, start, end)
+            group = self._group_pieces(doc, query, nodes, start, end, cache)
             if cache is not None and key is not None:
                 cache.put(key, [p.shifted(-start) for p in group])
             raw.extend(group)
         last = len(doc.lines) - 1 if last_line is None else last_line
-        return self._merge(doc, _fill_gaps(doc, raw, first_line, last))
+        return self._merge(doc, self._fill_gaps(doc, raw, first_line, last))
+
+    def _fill_gaps(self, doc: _Doc, pieces: list[_Piece], first: int, last: int) -> list[_Piece]:
+        """Block pieces for any non-blank line no group covered (coverage never depends on it)."""
+        out: list[_Piece] = []
+        cursor = first
+        for p in [*pieces, None]:
+            gap_end = last if p is None else p.start - 1
+            if _has_text(doc, cursor, gap_end):
+                spans = _pack(doc, cursor, gap_end, {}, self.max_lines, self.max_chars)
+                out.extend(_Piece(a, b, "block", role="block") for a, b in spans)
+            if p is not None:
+                out.append(p)
+                cursor = max(cursor, p.end + 1)
+        return out
 
     def _segmented_pieces(
         self, doc: _Doc, lang: tree_sitter.Language, query: tree_sitter.Query
@@ -296,32 +318,51 @@ class Chunker:
         nodes: Sequence[tree_sitter.Node],
         start: int,
         end: int,
+        cache: _GroupCache | None = None,
     ) -> list[_Piece]:
         """Pieces of one top-level group of nodes occupying lines start..end."""
         defs = _find_defs(doc, query, nodes)
         if not defs and all(_is_prefix(n) for n in nodes):
-            return [_Piece(start, end, "block", role="prefix")] if _has_text(doc, start, end) else []
+            return (
+                [_Piece(start, end, "block", role="prefix")] if _has_text(doc, start, end) else []
+            )
         root = _Def(nodes[0], "block", "", None, start, end, -1)
         root.children = _nest(defs)
         out: list[_Piece] = []
         # An explicit work stack instead of recursion (deep nesting must not hit Python's limit):
         # an entry is a finished piece or a definition to expand over lines lo..hi.
-        stack: list[_Piece | tuple[_Def, int, int, bool]] = [(root, start, end, True)]
+        stack: list[_Piece | _CacheMark | tuple[_Def, int, int, bool]] = [
+            (root, start, end, True)
+        ]
         while stack:
             item = stack.pop()
             if isinstance(item, _Piece):
                 out.append(item)
                 continue
+            if isinstance(item, _CacheMark):
+                assert cache is not None
+                cache.put(item.key, [p.shifted(-item.line) for p in out[item.mark :]])
+                continue
             d, lo, hi, is_root = item
             if hi < lo:
                 continue
+            key: tuple[object, ...] | None = None
+            if cache is not None and not is_root:
+                key = _def_key(doc, d, lo, hi)
+                hit = cache.get(key)
+                if hit is not None:
+                    out.extend(p.shifted(lo) for p in hit)
+                    continue
+                mark = len(out)
+                # Pieces of this definition are complete once everything pushed after it is done.
+                stack.append(_CacheMark(key, lo, mark))
             split_children = bool(d.children) and (
                 is_root or d.kind in _CONTAINERS or not self._fits(doc, lo, hi)
             )
             if not split_children:
                 out.extend(self._split_range(doc, d, lo, hi, primary=True, nodes=[d.node]))
                 continue
-            todo: list[_Piece | tuple[_Def, int, int, bool]] = []
+            todo: list[_Piece | _CacheMark | tuple[_Def, int, int, bool]] = []
             cursor = lo
             # A member starting on its container's first line stays inside the container's text.
             min_start = lo if is_root else lo + 1
@@ -343,7 +384,11 @@ class Chunker:
                 if cursor <= gap_end:
                     if is_root:
                         parts = self._split_range(
-                            doc, None, cursor, gap_end, primary=False,
+                            doc,
+                            None,
+                            cursor,
+                            gap_end,
+                            primary=False,
                             nodes=[n for n in nodes if _overlaps(n, cursor, gap_end)],
                         )
                     else:
@@ -402,7 +447,7 @@ class Chunker:
     # -- merging ---------------------------------------------------------------------------
 
     def _merge(self, doc: _Doc, pieces: list[_Piece]) -> list[_Piece]:
-        """Attach prefixes to definitions, merge adjacent blocks, fold tiny crumbs into neighbours."""
+        """Attach prefixes to definitions, merge adjacent blocks, fold tiny crumbs into others."""
         # 1. Comments/attributes right above a definition join it.
         out: list[_Piece] = []
         i = 0
@@ -438,9 +483,10 @@ class Chunker:
         final: list[_Piece] = []
         pending: _Piece | None = None
         for p in merged:
-            tiny = p.role in ("crumb", "block") and doc.weight(p.start, p.end) - (
-                p.end - p.start + 1
-            ) < TINY_CHARS
+            tiny = (
+                p.role in ("crumb", "block")
+                and doc.weight(p.start, p.end) - (p.end - p.start + 1) < TINY_CHARS
+            )
             if tiny and final:
                 final[-1].end = p.end
                 continue
@@ -459,21 +505,9 @@ class Chunker:
 
     def _line_windows(self, doc: _Doc) -> list[_Piece]:
         """About `window_lines` lines each, broken after blank lines when possible."""
-        bounds = {
-            i: 0 for i in range(1, len(doc.lines)) if doc.blank(i - 1) and not doc.blank(i)
-        }
-        pieces: list[_Piece] = []
-        line = 0
-        last = len(doc.lines) - 1
-        while line <= last:
-            lo, hi = _trim(doc, line, last)
-            if hi < lo:
-                break
-            spans = _pack(doc, lo, hi, bounds, self.window_lines, self.max_chars, first_only=True)
-            a, b = spans[0]
-            pieces.append(_Piece(a, b, "window", role="window"))
-            line = b + 1
-        return pieces
+        bounds = {i: 0 for i in range(1, len(doc.lines)) if doc.blank(i - 1)}
+        spans = _pack(doc, 0, len(doc.lines) - 1, bounds, self.window_lines, self.max_chars)
+        return [_Piece(a, b, "window", role="window") for a, b in spans]
 
     def _byte_windows(self, text: str, path: str, language: str) -> list[Chunk]:
         """Windows of at most `max_chars` characters, cut at a line break, space or punctuation."""
@@ -536,7 +570,9 @@ class Chunker:
 
     # -- output ----------------------------------------------------------------------------
 
-    def _to_chunks(self, doc: _Doc, pieces: Iterable[_Piece], path: str, language: str) -> list[Chunk]:
+    def _to_chunks(
+        self, doc: _Doc, pieces: Iterable[_Piece], path: str, language: str
+    ) -> list[Chunk]:
         chunks: list[Chunk] = []
         for p in pieces:
             start, end = _trim(doc, p.start, p.end)
@@ -566,3 +602,452 @@ class Chunker:
                 )
             )
         return chunks
+
+
+# ---------------------------------------------------------------------------------------------
+# Incremental re-chunking of an open buffer
+
+
+class ParsedDocument:
+    """One open buffer: its tree, re-parsed incrementally, and its current chunks.
+
+    `update` is safe to call from any thread but not meant to run concurrently for one buffer
+    (a lock serialises it).
+    """
+
+    def __init__(self, path: str, language: str, text: str, chunker: Chunker | None = None) -> None:
+        self.path = path
+        self.language = language
+        self._chunker = chunker or Chunker()
+        self._lock = threading.Lock()
+        lang = get_language(language)
+        self._query = get_query(language) if lang is not None else None
+        self._parser = tree_sitter.Parser(lang) if lang is not None and self._query else None
+        self._cache = _GroupCache()
+        self._text = ""
+        self._data = b""
+        self._tree: tree_sitter.Tree | None = None
+        self._chunks: list[Chunk] = []
+        with self._lock:
+            self._reset(text)
+
+    @property
+    def text(self) -> str:
+        """The buffer's current text."""
+        return self._text
+
+    @property
+    def chunks(self) -> list[Chunk]:
+        """The current chunks (a copy)."""
+        return list(self._chunks)
+
+    def update(self, new_text: str) -> list[Chunk]:
+        """Apply the buffer's new text; re-parse incrementally and re-chunk what changed."""
+        with self._lock:
+            if new_text == self._text:
+                return list(self._chunks)
+            data = new_text.encode("utf-8", "surrogatepass")
+            if self._tree is None or not self._incremental(new_text, data):
+                return self._reset(new_text, data)
+            old = self._data
+            start, old_end, new_end = _diff(old, data)
+            self._tree.edit(
+                start_byte=start,
+                old_end_byte=old_end,
+                new_end_byte=new_end,
+                start_point=_point(old, start),
+                old_end_point=_point(old, old_end),
+                new_end_point=_point(data, new_end),
+            )
+            assert self._parser is not None
+            self._tree = self._parser.parse(data, self._tree)
+            self._text, self._data = new_text, data
+            self._chunks = self._chunk_tree(new_text, data)
+            return list(self._chunks)
+
+    def _incremental(self, text: str, data: bytes) -> bool:
+        return (
+            self._parser is not None
+            and bool(text.strip())
+            and len(data) <= self._chunker.segment_bytes
+            and not looks_generated(text)
+        )
+
+    def _reset(self, text: str, data: bytes | None = None) -> list[Chunk]:
+        data = data if data is not None else text.encode("utf-8", "surrogatepass")
+        self._text, self._data = text, data
+        if self._incremental(text, data):
+            assert self._parser is not None
+            self._tree = self._parser.parse(data)
+            self._chunks = self._chunk_tree(text, data)
+        else:
+            self._tree = None
+            self._cache = _GroupCache()
+            self._chunks = self._chunker.chunk(text, self.path, self.language)
+        return list(self._chunks)
+
+    def _chunk_tree(self, text: str, data: bytes) -> list[Chunk]:
+        assert self._tree is not None and self._query is not None
+        doc = _Doc(text, data)
+        pieces = self._chunker._pieces_for_tree(doc, self._tree, self._query, self._cache)
+        self._cache.rotate()
+        return self._chunker._to_chunks(doc, pieces, self.path, self.language)
+
+
+class _GroupCache:
+    """Pieces of top-level groups keyed by their text; keeps only what the last pass used."""
+
+    def __init__(self) -> None:
+        self._old: dict[tuple[object, ...], list[_Piece]] = {}
+        self._new: dict[tuple[object, ...], list[_Piece]] = {}
+
+    def get(self, key: tuple[object, ...]) -> list[_Piece] | None:
+        hit = self._new.get(key)
+        if hit is None:
+            hit = self._old.get(key)
+            if hit is not None:
+                self._new[key] = hit
+        return hit
+
+    def put(self, key: tuple[object, ...], pieces: list[_Piece]) -> None:
+        self._new[key] = pieces
+
+    def rotate(self) -> None:
+        self._old, self._new = self._new, {}
+
+
+def _diff(old: bytes, new: bytes) -> tuple[int, int, int]:
+    """(start, old_end, new_end) of the single edit turning `old` into `new`, on char boundaries."""
+    limit = min(len(old), len(new))
+    block = 4096
+    p = 0
+    while p < limit and old[p : p + block] == new[p : p + block]:
+        p += block
+    p = min(p, limit)
+    hi = min(p + block, limit)
+    while p < hi and old[p] == new[p]:
+        p += 1
+    while p > 0 and (
+        (p < len(new) and new[p] & 0xC0 == 0x80) or (p < len(old) and old[p] & 0xC0 == 0x80)
+    ):
+        p -= 1
+    room = limit - p
+    s = 0
+    while (
+        s < room
+        and old[len(old) - s - block : len(old) - s] == new[len(new) - s - block : len(new) - s]
+        and s + block <= room
+    ):
+        s += block
+    while s < room and old[len(old) - s - 1] == new[len(new) - s - 1]:
+        s += 1
+    while s > 0 and new[len(new) - s] & 0xC0 == 0x80:
+        s -= 1
+    return p, len(old) - s, len(new) - s
+
+
+def _point(data: bytes, offset: int) -> tuple[int, int]:
+    row = data.count(b"\n", 0, offset)
+    return row, offset - (data.rfind(b"\n", 0, offset) + 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _utf16_len(text: str) -> int:
+    if text.isascii():
+        return len(text)
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def _is_prefix(node: tree_sitter.Node) -> bool:
+    """Comments and attributes: text that belongs to the definition below it."""
+    return "comment" in node.type or node.type in _PREFIX_TYPES
+
+
+def _has_text(doc: _Doc, start: int, end: int) -> bool:
+    return start <= end and any(doc.weights[start : end + 1])
+
+
+def _trim(doc: _Doc, lo: int, hi: int) -> tuple[int, int]:
+    while lo <= hi and doc.blank(lo):
+        lo += 1
+    while hi >= lo and doc.blank(hi):
+        hi -= 1
+    return lo, hi
+
+
+def _overlaps(node: tree_sitter.Node, start: int, end: int) -> bool:
+    return node.start_point.row <= end and _last_line(node) >= start
+
+
+def _groups(
+    root: tree_sitter.Node, first_line: int = 0
+) -> Iterable[tuple[list[tree_sitter.Node], int, int]]:
+    """Top-level nodes grouped so that no two groups share a line."""
+    nodes: list[tree_sitter.Node] = []
+    start = end = -1
+    for node in root.children:
+        if node.start_byte == node.end_byte:
+            continue
+        s, e = node.start_point.row, _last_line(node)
+        if nodes and s <= end:
+            nodes.append(node)
+            end = max(end, e)
+            continue
+        if nodes:
+            yield nodes, start, end
+        nodes, start, end = [node], max(s, first_line), e
+    if nodes:
+        yield nodes, start, end
+
+
+@dataclass(slots=True)
+class _CacheMark:
+    key: tuple[object, ...]
+    line: int
+    mark: int
+
+
+def _def_key(doc: _Doc, d: _Def, lo: int, hi: int) -> tuple[object, ...]:
+    """What a definition's pieces depend on: its text, node span, identity and line range."""
+    base = doc.starts[lo]
+    stop = max(doc.starts[hi + 1] - 1, d.node.end_byte)
+    return (
+        "def",
+        doc.data[base:stop],
+        d.node.start_byte - base,
+        d.node.end_byte - base,
+        hi - lo,
+        d.kind,
+        d.symbol,
+        d.scope,
+        len(d.children),
+    )
+
+
+def _group_key(
+    doc: _Doc, nodes: Sequence[tree_sitter.Node], start: int, end: int
+) -> tuple[object, ...]:
+    base = doc.starts[start]
+    text = doc.data[base : doc.starts[end + 1] - 1]
+    shape = tuple((n.type, n.start_byte - base, n.end_byte - base) for n in nodes)
+    return (text, shape)
+
+
+def _find_defs(
+    doc: _Doc, query: tree_sitter.Query, nodes: Sequence[tree_sitter.Node]
+) -> list[_Def]:
+    group_start = nodes[0].start_point.row
+    best: dict[tuple[int, int], _Def] = {}
+    cursor = tree_sitter.QueryCursor(query)
+    for top in nodes:
+        for pattern, caps in cursor.matches(top):
+            kind = next((k for k in KINDS if k in caps), None)
+            if kind is None:
+                continue
+            node = caps[kind][0]
+            key = (node.start_byte, node.end_byte)
+            if key in best and best[key].pattern <= pattern:
+                continue
+            names = caps.get("name")
+            symbol = _first_line(doc.node_text(names[0])) if names else ""
+            scopes = caps.get("scope")
+            scope = _first_line(doc.node_text(scopes[0])) if scopes else None
+            start = max(_prefix_start(doc, node), group_start)
+            best[key] = _Def(node, kind, symbol, scope, start, _last_line(node), pattern)
+    return list(best.values())
+
+
+def _first_line(text: str) -> str:
+    return text.strip().split("\n", 1)[0].strip()[:120]
+
+
+def _prefix_start(doc: _Doc, node: tree_sitter.Node) -> int:
+    """The first line of a definition including comments/attributes right above it."""
+    start = node.start_point.row
+    anchor = node
+    while (
+        anchor.parent is not None
+        and anchor.parent.parent is not None
+        and anchor.parent.start_point.row == start
+    ):
+        anchor = anchor.parent
+    sib = anchor.prev_named_sibling
+    while sib is not None and _is_prefix(sib) and _last_line(sib) == start - 1:
+        row = sib.start_point.row
+        line = doc.lines[row]
+        if sib.start_point.column != len(line) - len(line.lstrip()):
+            break  # a trailing comment of the previous statement
+        start = row
+        sib = sib.prev_named_sibling
+    return start
+
+
+def _nest(defs: list[_Def]) -> list[_Def]:
+    """Definitions as a forest by containment; wrapper duplicates dropped; scopes and kinds set."""
+    defs.sort(key=lambda d: (d.node.start_byte, -d.node.end_byte, d.pattern))
+    roots: list[_Def] = []
+    stack: list[_Def] = []
+    for d in defs:
+        while stack and not (
+            stack[-1].node.start_byte <= d.node.start_byte
+            and d.node.end_byte <= stack[-1].node.end_byte
+        ):
+            stack.pop()
+        parent = stack[-1] if stack else None
+        if parent is not None and parent.symbol == d.symbol and parent.end == d.end:
+            continue  # e.g. the function inside a decorated_definition or template_declaration
+        if "::" in d.symbol:
+            head, _, tail = d.symbol.rpartition("::")
+            d.symbol = tail
+            d.scope_override = d.scope_override or head.replace("::", ".")
+        if parent is not None:
+            parent_name = ".".join(x for x in (parent.scope, parent.symbol) if x)
+            d.scope = d.scope_override or parent_name
+            if d.kind == "function" and parent.kind in ("class", "interface"):
+                d.kind = "method"
+            parent.children.append(d)
+        else:
+            d.scope = d.scope_override or ""
+            if d.kind == "function" and d.scope_override:
+                d.kind = "method"
+            roots.append(d)
+        stack.append(d)
+    return roots
+
+
+_BODY_TYPES = frozenset(
+    {
+        "declaration_list",
+        "field_declaration_list",
+        "compound_statement",
+        "statement_block",
+        "enum_variant_list",
+        "enumerator_list",
+    }
+)
+
+
+def _find_body(node: tree_sitter.Node) -> tree_sitter.Node | None:
+    frontier = [node]
+    for _ in range(3):
+        deeper: list[tree_sitter.Node] = []
+        for n in frontier:
+            body = n.child_by_field_name("body")
+            if body is not None:
+                return body
+            for c in n.named_children:
+                if c.type in _BODY_TYPES or c.type.endswith(("_body", "block")):
+                    return c
+                deeper.append(c)
+        frontier = deeper[:32]
+    return None
+
+
+def _signature(doc: _Doc, node: tree_sitter.Node) -> str:
+    """The definition's header lines (at most four), kept as context of a split body."""
+    start = node.start_point.row
+    body = _find_body(node)
+    end = start
+    if body is not None and body.start_point.row > start:
+        opens = doc.data[body.start_byte : body.start_byte + 1] == b"{"
+        end = body.start_point.row if opens else body.start_point.row - 1
+    lines = [line.rstrip() for line in doc.lines[start : end + 1] if line.strip()][-4:]
+    indent = min((len(x) - len(x.lstrip()) for x in lines), default=0)
+    return "\n".join(x[indent:] for x in lines)[:300]
+
+
+def _boundaries(
+    doc: _Doc, nodes: Sequence[tree_sitter.Node], lo: int, hi: int
+) -> dict[int, int]:
+    """Lines in (lo, hi] where a syntax node starts a line, scored (lower cuts better)."""
+    bounds: dict[int, int] = {}
+    end_col = len(doc.data)  # any column past the line's end clamps to it
+    # Start from the smallest node spanning the range, not from the whole definition.
+    frontier: list[tuple[tree_sitter.Node, int]] = []
+    for n in nodes:
+        if not _overlaps(n, lo, hi):
+            continue
+        inner = n.descendant_for_point_range((lo, 0), (hi, end_col))
+        frontier.append((inner if inner is not None else n, 0))
+    i = 0
+    while i < len(frontier) and i < _BOUNDARY_BUDGET:
+        node, depth = frontier[i]
+        i += 1
+        row = node.start_point.row
+        if lo < row <= hi and node.is_named and row not in bounds:
+            line = doc.lines[row]
+            if node.start_point.column == len(line) - len(line.lstrip()):
+                bounds[row] = 2 * depth - (1 if doc.blank(row - 1) else 0)
+        if depth < _BOUNDARY_DEPTH and node.child_count:
+            for c in node.children:
+                if c.start_point.row > hi:
+                    break
+                if c.end_point.row >= lo:
+                    frontier.append((c, depth + 1))
+    return bounds
+
+
+def _pack(
+    doc: _Doc,
+    lo: int,
+    hi: int,
+    bounds: dict[int, int],
+    max_lines: int,
+    max_chars: int,
+) -> list[tuple[int, int]]:
+    """Greedy spans of lo..hi within the limits, cut at the best-scored boundary of each span."""
+    spans: list[tuple[int, int]] = []
+    pos = lo
+    while pos <= hi:
+        while pos <= hi and doc.blank(pos):
+            pos += 1
+        if pos > hi:
+            break
+        end = pos
+        weight = doc.weights[pos] + 1
+        while (
+            end < hi
+            and end + 2 - pos <= max_lines
+            and weight + doc.weights[end + 1] + 1 <= max_chars
+        ):
+            end += 1
+            weight += doc.weights[end] + 1
+        if end >= hi:
+            spans.append(_trim(doc, pos, hi))
+            break
+        min_len = max(1, (end - pos + 1) // 3)
+        cut = end + 1
+        best: int | None = None
+        for c in range(pos + min_len, end + 2):
+            score = bounds.get(c)
+            if score is not None and (best is None or score <= best):
+                best, cut = score, c
+        spans.append(_trim(doc, pos, cut - 1))
+        pos = cut
+    return [s for s in spans if s[0] <= s[1]]
+
+
+def _segments(doc: _Doc, segment_bytes: int) -> list[tuple[int, int]]:
+    """Line ranges of about `segment_bytes` each, cut before a column-0 line after a blank line."""
+    import bisect
+
+    n = len(doc.lines)
+    segments: list[tuple[int, int]] = []
+    first = 0
+    while first < n:
+        target = bisect.bisect_right(doc.starts, doc.starts[first] + segment_bytes) - 1
+        if target >= n - 1 or target <= first:
+            segments.append((first, n - 1))
+            break
+        cut = target
+        for line in range(target, max(first + 1, target - 20_000), -1):
+            text = doc.lines[line]
+            if doc.blank(line - 1) and text[:1] and not text[:1].isspace():
+                cut = line
+                break
+        segments.append((first, cut - 1))
+        first = cut
+    return segments

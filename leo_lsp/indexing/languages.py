@@ -41,7 +41,9 @@ class LanguageSpec:
 def _spec(
     name: str, exts: str, ids: str, module: str, function: str = "language", grammar_dir: str = ""
 ) -> LanguageSpec:
-    return LanguageSpec(name, tuple(exts.split()), tuple(ids.split()), module, function, grammar_dir)
+    return LanguageSpec(
+        name, tuple(exts.split()), tuple(ids.split()), module, function, grammar_dir
+    )
 
 
 # name, extensions, LSP languageIds, wheel module, grammar function[, query folder]
@@ -49,7 +51,9 @@ _TABLE: tuple[LanguageSpec, ...] = (
     _spec("python", ".py .pyi .pyw", "python", "tree_sitter_python"),
     _spec("javascript", ".js .mjs .cjs", "javascript", "tree_sitter_javascript"),
     _spec("jsx", ".jsx", "javascriptreact", "tree_sitter_javascript", "language", "javascript"),
-    _spec("typescript", ".ts .mts .cts", "typescript", "tree_sitter_typescript", "language_typescript"),
+    _spec(
+        "typescript", ".ts .mts .cts", "typescript", "tree_sitter_typescript", "language_typescript"
+    ),
     _spec("tsx", ".tsx", "typescriptreact", "tree_sitter_typescript", "language_tsx"),
     _spec("go", ".go", "go", "tree_sitter_go"),
     _spec("rust", ".rs", "rust", "tree_sitter_rust"),

@@ -392,6 +392,11 @@ class Indexer:
                 report.skipped += 1
                 report.errors.append(f"{f.rel}: {exc.message}")
                 continue
+            except Exception as exc:  # one bad file must not end the crawl
+                logger.exception("indexing %s failed", f.rel)
+                report.skipped += 1
+                report.errors.append(f"{f.rel}: {exc}")
+                continue
             if outcome.decision.allowed:
                 report.files += 1
                 report.chunks += outcome.chunks

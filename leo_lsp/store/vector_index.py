@@ -56,9 +56,8 @@ _SCAN_BLOCK = 65_536
 _FIT_SAMPLE = 16_384
 #: Below this fraction of selected rows, gathering the selected rows beats scanning all of them.
 _GATHER_FRACTION = 0.25
-#: How many times the candidate pool may grow before ``path_filter`` runs over every path.
+#: Pool widenings for ``path_filter`` before it runs over every distinct path instead.
 _WIDEN_STEPS = 2
-_WIDEN_FACTOR = 8
 
 
 def _matvec(matrix: Float32Array, vector: Float32Array) -> Float32Array:
@@ -427,89 +426,136 @@ class VectorIndex:
         selected = n if mask is None else int(np.count_nonzero(mask))
         if selected == 0:
             return []
-        if path_filter is not None and exact:
-            mask = self._path_mask(mask, _PathCache(path_filter, self._paths.names))
-            return self._exact(query, k, mask)
+        cache = None if path_filter is None else _PathCache(path_filter, self._paths.names)
         if exact:
-            return self._exact(query, k, mask)
-        if path_filter is None:
-            ranked = self._approximate(query, k, mask, selected, self._pool(k))
-            return [(int(self._ids[r]), s) for r, s in ranked]
-        cache = _PathCache(path_filter, self._paths.names)
-        pool = self._pool(k)
-        for _ in range(_WIDEN_STEPS + 1):
-            # Over-fetch, then drop the rows whose path the filter rejects.
-            ranked = self._approximate(query, pool, mask, selected, pool)
-            rows = np.array([row for row, _ in ranked], dtype=np.int64)
-            keep = cache.accepts(self._path[rows])
-            if int(keep.sum()) >= k or pool >= selected:
-                return [
-                    (int(self._ids[r]), s) for (r, s), ok in zip(ranked, keep, strict=True) if ok
-                ][:k]
-            pool *= _WIDEN_FACTOR
-        path_mask = self._path_mask(mask, cache)
-        count = int(np.count_nonzero(path_mask))
-        if count == 0:
-            return []
-        return [
-            (int(self._ids[r]), s)
-            for r, s in self._approximate(query, k, path_mask, count, self._pool(k))
-        ]
+            if cache is not None:
+                mask = self._path_mask(mask, cache)
+            rows, scores = self._exact(query, mask)
+        elif cache is None:
+            rows, scores = self._ranked(query, self._pool(k), mask, selected)
+        else:
+            rows, scores = self._ranked_with_paths(query, k, mask, selected, cache)
+        rows, scores = self._best(rows, scores, k)
+        return list(zip(self._ids[rows].tolist(), scores.tolist(), strict=True))
 
     def _pool(self, k: int) -> int:
         return max(self.candidates, 8 * k)
 
+    def _ranked_with_paths(
+        self, query: Float32Array, k: int, mask: BoolArray | None, selected: int, cache: _PathCache
+    ) -> tuple[Int64Array, Float32Array]:
+        """Over-fetch so that about ``_pool(k)`` candidates survive the path filter.
+
+        The surviving share of the first pool estimates how selective the filter is; the pool is
+        widened to match (re-using the coarse scores), so a filtered query re-scores about as many
+        *matching* rows as an unfiltered one and keeps its recall. When the share is tiny, the
+        filter runs once per distinct path of the masked rows instead and the search repeats over
+        exactly the rows that pass.
+        """
+        target = self._pool(k)
+        pool = target
+        coarse = _CoarseRanking(self, query, mask, selected)
+        for _ in range(_WIDEN_STEPS + 1):
+            rows, scores = coarse.take(pool)
+            keep = cache.accepts(self._path[rows])
+            survivors = int(np.count_nonzero(keep))
+            if survivors >= target or pool >= selected:
+                return rows[keep], scores[keep]
+            share = max(survivors, 1) / pool
+            wanted = int(target / share * 1.25)
+            if wanted > selected * _GATHER_FRACTION:
+                break
+            pool = wanted
+        mask = self._path_mask(mask, cache)
+        count = int(np.count_nonzero(mask))
+        if count == 0:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        return self._ranked(query, target, mask, count)
+
     def _path_mask(self, mask: BoolArray | None, cache: _PathCache) -> BoolArray:
         codes = self._path[: self._n]
-        rows = codes if mask is None else codes[mask]
+        used = np.unique(codes if mask is None else codes[mask])
         table = np.zeros(len(self._paths), dtype=np.bool_)
-        used = np.unique(rows)
         table[used] = cache.accepts(used)
         path_mask = table[codes]
         return path_mask if mask is None else path_mask & mask
 
-    def _approximate(
-        self, query: Float32Array, k: int, mask: BoolArray | None, selected: int, pool: int
-    ) -> list[tuple[int, float]]:
-        """Coarse pass then exact re-scoring; rows are returned (not ids) so callers can filter."""
-        n = self._n
-        if selected <= pool:
-            rows = np.arange(n) if mask is None else np.flatnonzero(mask)
-        else:
-            # (x - mean)·P·Pᵀq ranks rows like x·q up to the projection; the query is not centred.
-            projected = (query @ self._basis).astype(np.float32, copy=False)
-            if mask is not None and selected < _GATHER_FRACTION * n:
-                subset = np.flatnonzero(mask)
-                scores = _matvec(self._coarse[subset], projected)
-                rows = subset[np.argpartition(scores, -pool)[-pool:]]
-            else:
-                scores = _matvec(self._coarse[:n], projected)
-                if mask is not None:
-                    scores[~mask] = -np.inf
-                rows = np.argpartition(scores, -pool)[-pool:]
-        exact_scores = self._vectors[rows].astype(np.float32) @ query
-        return self._top(rows, exact_scores, k)
+    def _ranked(
+        self, query: Float32Array, pool: int, mask: BoolArray | None, selected: int
+    ) -> tuple[Int64Array, Float32Array]:
+        """Coarse pass to ``pool`` rows, then their exact scores (rows, not ids; unordered)."""
+        return _CoarseRanking(self, query, mask, selected).take(pool)
 
     def _exact(
-        self, query: Float32Array, k: int, mask: BoolArray | None
-    ) -> list[tuple[int, float]]:
+        self, query: Float32Array, mask: BoolArray | None
+    ) -> tuple[Int64Array, Float32Array]:
+        """Every allowed row's exact score, converting the store a block at a time."""
         n = self._n
-        rows = np.arange(n) if mask is None else np.flatnonzero(mask)
-        if len(rows) == 0:
-            return []
+        if mask is None:
+            scores = np.empty(n, dtype=np.float32)
+            for start in range(0, n, _SCAN_BLOCK):
+                stop = min(start + _SCAN_BLOCK, n)
+                block = self._vectors[start:stop].astype(np.float32, copy=False)
+                scores[start:stop] = block @ query
+            return np.arange(n), scores
+        rows = np.flatnonzero(mask)
         scores = np.empty(len(rows), dtype=np.float32)
         for start in range(0, len(rows), _SCAN_BLOCK):
             chunk = rows[start : start + _SCAN_BLOCK]
             scores[start : start + len(chunk)] = self._vectors[chunk].astype(np.float32) @ query
-        return [(int(self._ids[r]), s) for r, s in self._top(rows, scores, k)]
+        return rows, scores
 
-    def _top(self, rows: Int64Array, scores: Float32Array, k: int) -> list[tuple[int, float]]:
-        """The best ``k`` (row, score) pairs, best first; equal scores in id order."""
+    def _best(
+        self, rows: Int64Array, scores: Float32Array, k: int
+    ) -> tuple[Int64Array, Float32Array]:
+        """The best ``k`` rows, best first; equal scores in id order so results are stable."""
         if len(rows) > k:
             best = np.argpartition(scores, -k)[-k:]
             rows, scores = rows[best], scores[best]
         order = np.lexsort((self._ids[rows], -scores))
-        return [(int(rows[i]), float(scores[i])) for i in order]
+        return rows[order], scores[order]
+
+
+class _CoarseRanking:
+    """One query's coarse scores over the allowed rows, from which pools of any size are taken."""
+
+    def __init__(
+        self, index: VectorIndex, query: Float32Array, mask: BoolArray | None, selected: int
+    ) -> None:
+        self._index = index
+        self._query = query
+        self._mask = mask
+        self._selected = selected
+        self._subset: Int64Array | None = None
+        self._scores: Float32Array | None = None
+
+    def _score(self) -> Float32Array:
+        if self._scores is None:
+            index, mask = self._index, self._mask
+            n = index._n
+            # (x - mean)·P·Pᵀq ranks rows like x·q up to the projection; q needs no centring.
+            projected = (self._query @ index._basis).astype(np.float32, copy=False)
+            if mask is not None and self._selected < _GATHER_FRACTION * n:
+                self._subset = np.flatnonzero(mask)
+                self._scores = _matvec(index._coarse[self._subset], projected)
+            else:
+                self._scores = _matvec(index._coarse[:n], projected)
+                if mask is not None:
+                    np.copyto(self._scores, np.float32(-np.inf), where=~mask)
+        return self._scores
+
+    def take(self, pool: int) -> tuple[Int64Array, Float32Array]:
+        """The best ``pool`` rows by coarse score, with their exact scores."""
+        index, mask = self._index, self._mask
+        if self._selected <= pool:
+            rows = np.arange(index._n) if mask is None else np.flatnonzero(mask)
+        else:
+            coarse = self._score()
+            rows = np.argpartition(coarse, -pool)[-pool:]
+            if self._subset is not None:
+                rows = self._subset[rows]
+        scores = index._vectors[rows].astype(np.float32) @ self._query
+        return rows, scores
 
 
 class _PathCache:
@@ -521,11 +567,13 @@ class _PathCache:
         self._seen: dict[int, bool] = {}
 
     def accepts(self, codes: npt.NDArray[Any]) -> BoolArray:
-        out = np.empty(len(codes), dtype=np.bool_)
-        for i, code in enumerate(codes.tolist()):
-            verdict = self._seen.get(code)
+        """Verdict per code (codes may repeat)."""
+        distinct, inverse = np.unique(codes, return_inverse=True)
+        verdicts = np.empty(len(distinct), dtype=np.bool_)
+        seen, names, accept = self._seen, self._names, self._filter
+        for i, code in enumerate(distinct.tolist()):
+            verdict = seen.get(code)
             if verdict is None:
-                verdict = bool(self._filter(self._names[code]))
-                self._seen[code] = verdict
-            out[i] = verdict
-        return out
+                verdict = seen[code] = bool(accept(names[code]))
+            verdicts[i] = verdict
+        return verdicts[inverse.reshape(-1)]

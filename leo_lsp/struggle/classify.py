@@ -36,6 +36,8 @@ OTHER = "other"
 CATEGORIES: tuple[str, ...] = (SYNTAX, TYPE, NULL, NAME, IMPORT, ASYNC, TEST, BUILD, OTHER)
 """Every category `classify` returns."""
 
+MAX_MESSAGE_CHARS = 4000
+MAX_HEADLINE_CHARS = 500
 RULE_CONFIDENCE_FLOOR = 0.5
 """An `other` below this means no rule matched; only then is the LLM asked."""
 
@@ -313,7 +315,7 @@ _RULES: list[_Rule] = [
     ),
     _rule(
         r"(undefined|null) is not an object|can't access property .*, \S+ is (undefined|null)"
-        r"|\S+ is (undefined|null)$|is possibly '?(null|undefined)'?",
+        r"|\b[\w.$]+ is (undefined|null)$|is possibly '?(null|undefined)'?",
         NULL,
     ),
     _rule(
@@ -549,9 +551,11 @@ def classify(
     source: str | None = None,
 ) -> Classification:
     """Place an error in one of `CATEGORIES` by rules; `other` with confidence < 0.5 if none fit."""
+    # Long outputs (a whole test log) say what matters early; bounded text keeps the regexes fast.
+    message = message[:MAX_MESSAGE_CHARS]
     family = language_family(language)
     normal_code = _normalise_code(code, source, message)
-    head = _LOCATION.sub("", headline(message), count=1)
+    head = _LOCATION.sub("", headline(message)[:MAX_HEADLINE_CHARS], count=1)
     if normal_code:
         found = _by_code(normal_code)
         if found:

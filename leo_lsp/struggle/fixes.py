@@ -70,14 +70,14 @@ def make_fix(
         return min(_distance(i1, max(i1, i2 - 1), lo, hi) for _, i1, i2, _, _ in changed)
 
     group = min(groups, key=group_distance)
-    changed = [op for op in group if op[0] != "equal"]
-    i_start, i_end = changed[0][1], changed[-1][2]
-    j_start, j_end = changed[0][3], changed[-1][4]
+    # The region is the one change nearest the error; the diff keeps its hunk for context.
+    _, i_start, i_end, j_start, j_end = min(
+        (op for op in group if op[0] != "equal"),
+        key=lambda op: _distance(op[1], max(op[1], op[2] - 1), lo, hi),
+    )
 
     first, last = group[0], group[-1]
-    header = (
-        f"@@ -{first[1] + 1},{last[2] - first[1]} +{first[3] + 1},{last[4] - first[3]} @@"
-    )
+    header = f"@@ -{first[1] + 1},{last[2] - first[1]} +{first[3] + 1},{last[4] - first[3]} @@"
     lines = [header]
     for tag, i1, i2, j1, j2 in group:
         if tag == "equal":

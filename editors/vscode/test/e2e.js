@@ -149,11 +149,18 @@ async function main() {
   // 3. Start the server over stdio.
   const child = cp.spawn(resolved.command, [], { cwd: ws, stdio: ["pipe", "pipe", "pipe"] });
   childRef = child;
-  let stderrTail = "";
   child.stderr.on("data", (chunk) => {
     stderrTail = (stderrTail + chunk.toString()).slice(-4000);
   });
   const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+  let finishing = false;
+  // A server that dies mid-run would leave requests pending forever: fail with its stderr.
+  void exited.then((e) => {
+    if (!finishing) {
+      log(`FAILED: the server exited early (${JSON.stringify(e)}); its stderr ends with:\n${stderrTail}`);
+      process.exit(1);
+    }
+  });
   const connection = createMessageConnection(
     new StreamMessageReader(child.stdout),
     new StreamMessageWriter(child.stdin),
@@ -281,6 +288,7 @@ async function main() {
   step("observeDiagnostics", { forwarded: 1, serverAlive: true });
 
   // 7. Orderly shutdown.
+  finishing = true;
   await connection.sendRequest("shutdown");
   connection.sendNotification("exit");
   const exit = await Promise.race([
@@ -303,8 +311,9 @@ async function main() {
 }
 
 let childRef;
+let stderrTail = "";
 const timer = setTimeout(() => {
-  log(`timed out after ${TIMEOUT_MS} ms`);
+  log(`timed out after ${TIMEOUT_MS} ms; server stderr ends with:\n${stderrTail}`);
   if (childRef && childRef.exitCode === null) childRef.kill("SIGKILL");
   process.exit(1);
 }, TIMEOUT_MS);
@@ -315,7 +324,7 @@ main()
     process.exit(0);
   })
   .catch((err) => {
-    log(`FAILED: ${err && err.stack ? err.stack : err}`);
+    log(`FAILED: ${err && err.stack ? err.stack : err}\nserver stderr ends with:\n${stderrTail}`);
     clearTimeout(timer);
     if (childRef && childRef.exitCode === null) childRef.kill("SIGKILL");
     process.exit(1);

@@ -96,7 +96,7 @@ class SigningKey:
 
 def unsigned_token(claims: dict[str, Any], kid: str) -> str:
     """An `alg: none` token (what the Auth emulator issues; production must refuse it)."""
-    return jwt.encode(claims, key=None, algorithm="none", headers={"kid": kid})
+    return jwt.encode(claims, key="", algorithm="none", headers={"kid": kid})
 
 
 # -- a local Google: certs, OAuth token endpoint, identitytoolkit accounts:lookup ----------------
@@ -145,17 +145,36 @@ class FakeGoogle:
             def do_POST(self) -> None:
                 body = self._record()
                 if self.path == "/token":
-                    self._reply(200, {"access_token": "local-access-token", "expires_in": 3600,
-                                      "token_type": "Bearer"})
+                    self._reply(
+                        200,
+                        {
+                            "access_token": "local-access-token",
+                            "expires_in": 3600,
+                            "token_type": "Bearer",
+                        },
+                    )
                 elif self.path == f"/v1/projects/{PROJECT}/accounts:lookup":
                     if self.headers.get("Authorization") != "Bearer local-access-token":
-                        self._reply(401, {"error": {"code": 401, "message": "UNAUTHENTICATED",
-                                                    "status": "UNAUTHENTICATED"}})
+                        self._reply(
+                            401,
+                            {
+                                "error": {
+                                    "code": 401,
+                                    "message": "UNAUTHENTICATED",
+                                    "status": "UNAUTHENTICATED",
+                                }
+                            },
+                        )
                         return
                     ids = json.loads(body).get("localId", [])
                     found = [outer.users[i] for i in ids if i in outer.users]
-                    self._reply(200, {"kind": "identitytoolkit#GetAccountInfoResponse",
-                                      **({"users": found} if found else {})})
+                    self._reply(
+                        200,
+                        {
+                            "kind": "identitytoolkit#GetAccountInfoResponse",
+                            **({"users": found} if found else {}),
+                        },
+                    )
                 else:
                     self._reply(404, {"error": {"code": 404, "message": "NOT_FOUND"}})
 
@@ -169,18 +188,30 @@ class FakeGoogle:
         return f"http://127.0.0.1:{self.port}"
 
     def add_user(self, uid: str, *, disabled: bool = False, valid_since: int = 0) -> None:
-        self.users[uid] = {"localId": uid, "email": f"{uid}@example.com", "emailVerified": True,
-                           "disabled": disabled, "validSince": str(valid_since)}
+        self.users[uid] = {
+            "localId": uid,
+            "email": f"{uid}@example.com",
+            "emailVerified": True,
+            "disabled": disabled,
+            "validSince": str(valid_since),
+        }
 
     def service_account(self, directory: Path) -> Path:
         """A service-account JSON whose OAuth token endpoint is this server."""
         path = directory / "service-account.json"
-        path.write_text(json.dumps({
-            "type": "service_account", "project_id": PROJECT, "private_key_id": self.key.kid,
-            "private_key": self.key.private_pem,
-            "client_email": f"leo-test@{PROJECT}.iam.gserviceaccount.com",
-            "client_id": "1", "token_uri": f"{self.base}/token",
-        }))
+        path.write_text(
+            json.dumps(
+                {
+                    "type": "service_account",
+                    "project_id": PROJECT,
+                    "private_key_id": self.key.kid,
+                    "private_key": self.key.private_pem,
+                    "client_email": f"leo-test@{PROJECT}.iam.gserviceaccount.com",
+                    "client_id": "1",
+                    "token_uri": f"{self.base}/token",
+                }
+            )
+        )
         return path
 
     def close(self) -> None:
@@ -244,11 +275,13 @@ def ensure_node_tooling() -> tuple[str, Path]:
     if not firebase.exists() or not server.exists():
         proc = subprocess.run(
             [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=EMULATORS_DIR, capture_output=True, text=True, timeout=900,
+            cwd=EMULATORS_DIR,
+            capture_output=True,
+            text=True,
+            timeout=900,
         )
         if proc.returncode != 0:
-            pytest.fail(f"npm ci in {EMULATORS_DIR} failed:\n{proc.stderr[-3000:]}",
-                        pytrace=False)
+            pytest.fail(f"npm ci in {EMULATORS_DIR} failed:\n{proc.stderr[-3000:]}", pytrace=False)
     return node, firebase
 
 
@@ -264,7 +297,10 @@ class FirestoreEmulator:
     def __init__(self, node: str) -> None:
         self.proc = subprocess.Popen(
             [node, str(Path(__file__).parent / "firestore_emulator.cjs"), "0"],
-            cwd=EMULATORS_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            cwd=EMULATORS_DIR,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         self.port = 0
         self._lock = threading.Lock()
@@ -308,19 +344,26 @@ class AuthEmulator:
 
     def __init__(self, firebase: Path, workdir: Path) -> None:
         self.port = free_port()
-        config = {"emulators": {
-            "auth": {"host": "127.0.0.1", "port": self.port},
-            "hub": {"host": "127.0.0.1", "port": free_port()},
-            "logging": {"host": "127.0.0.1", "port": free_port()},
-            "ui": {"enabled": False}, "singleProjectMode": True}}
+        config = {
+            "emulators": {
+                "auth": {"host": "127.0.0.1", "port": self.port},
+                "hub": {"host": "127.0.0.1", "port": free_port()},
+                "logging": {"host": "127.0.0.1", "port": free_port()},
+                "ui": {"enabled": False},
+                "singleProjectMode": True,
+            }
+        }
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "firebase.json").write_text(json.dumps(config))
-        env = {**os.environ, "NO_UPDATE_NOTIFIER": "1", "FIREBASE_CLI_EXPERIMENTS": "",
-               "CI": "1"}
+        env = {**os.environ, "NO_UPDATE_NOTIFIER": "1", "FIREBASE_CLI_EXPERIMENTS": "", "CI": "1"}
         env.pop("FIREBASE_AUTH_EMULATOR_HOST", None)
         self.proc = subprocess.Popen(
             [str(firebase), "emulators:start", "--only", "auth", "--project", PROJECT],
-            cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+            cwd=workdir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
             start_new_session=True,  # its own process group: teardown ends node and its children
         )
         self.output: list[str] = []
@@ -337,8 +380,9 @@ class AuthEmulator:
 
     def wait_ready(self, timeout: float = 90) -> None:
         if not self.ready.wait(timeout) or self.proc.poll() is not None:
-            pytest.fail("Auth emulator did not start:\n" + "".join(self.output[-40:]),
-                        pytrace=False)
+            pytest.fail(
+                "Auth emulator did not start:\n" + "".join(self.output[-40:]), pytrace=False
+            )
 
     @property
     def host(self) -> str:

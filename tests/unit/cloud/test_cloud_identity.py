@@ -1,4 +1,4 @@
-"""Identity against a real RS256 chain (local certs + OAuth + identitytoolkit) and the Auth emulator."""
+"""Identity: a real RS256 chain (local certs, OAuth, identitytoolkit) and the Auth emulator."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import logging
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +73,7 @@ def test_bad_tokens_are_rejected_with_a_reason(
     identity: Identity, google: FakeGoogle, case: str, expected: str
 ) -> None:
     google.add_user("alice")
-    token = {
+    makers: dict[str, Callable[[], str]] = {
         "expired": lambda: google.key.mint("alice", issued=time.time() - 7200, lifetime=3600),
         "wrong_audience": lambda: google.key.mint("alice", project="other-project"),
         "wrong_key": lambda: SigningKey(kid=google.key.kid).mint("alice"),
@@ -83,7 +83,8 @@ def test_bad_tokens_are_rejected_with_a_reason(
             google.key.kid,
         ),
         "garbage": lambda: "eyJhbGciOiJSUzI1NiJ9.not-json.sig",
-    }[case]()
+    }
+    token = makers[case]()
     reason, message = reason_of(identity, token)
     assert reason == expected, message
     assert token not in message
@@ -145,8 +146,9 @@ def test_production_identity_never_uses_the_auth_emulator(
     google: FakeGoogle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sa = google.service_account(tmp_path)
-    settings = build_settings({"firebase": {"enabled": True, "projectId": PROJECT,
-                                            "credentials": str(sa)}}, environ={})
+    settings = build_settings(
+        {"firebase": {"enabled": True, "projectId": PROJECT, "credentials": str(sa)}}, environ={}
+    )
     ident = Identity.from_settings(settings.firebase, environ={})
     try:
         google.add_user("alice")
@@ -156,8 +158,13 @@ def test_production_identity_never_uses_the_auth_emulator(
         assert EMULATOR_ENV not in os.environ  # building or verifying never sets it
         # A stray variable would make firebase-admin accept unsigned tokens: refused instead.
         monkeypatch.setenv(EMULATOR_ENV, "127.0.0.1:9")
-        claims = {"iss": f"https://securetoken.google.com/{PROJECT}", "aud": PROJECT,
-                  "sub": "mallory", "iat": int(time.time()), "exp": int(time.time()) + 60}
+        claims = {
+            "iss": f"https://securetoken.google.com/{PROJECT}",
+            "aud": PROJECT,
+            "sub": "mallory",
+            "iat": int(time.time()),
+            "exp": int(time.time()) + 60,
+        }
         reason, message = reason_of(ident, unsigned_token(claims, "k"))
         assert reason == "emulator_env" and EMULATOR_ENV in message
     finally:
@@ -173,8 +180,9 @@ def test_scrub_removes_tokens() -> None:
 
 
 def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
-    req = urllib.request.Request(url, json.dumps(body).encode(),
-                                 {"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url, json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:
         result: dict[str, Any] = json.loads(resp.read())
         return result
@@ -186,8 +194,10 @@ def test_auth_emulator_sign_up_claims_revoke_disable(
     monkeypatch.setenv(EMULATOR_ENV, auth_emulator.host)
     base = f"http://{auth_emulator.host}"
     email = f"u{time.time_ns()}@example.com"
-    signed = _post(f"{base}/identitytoolkit.googleapis.com/v1/accounts:signUp?key=fake",
-                   {"email": email, "password": "secret-pw", "returnSecureToken": True})
+    signed = _post(
+        f"{base}/identitytoolkit.googleapis.com/v1/accounts:signUp?key=fake",
+        {"email": email, "password": "secret-pw", "returnSecureToken": True},
+    )
     ident = Identity(PROJECT, allow_emulator=True, environ={})
     try:
         user = ident.sign_in(signed["idToken"])
@@ -196,8 +206,10 @@ def test_auth_emulator_sign_up_claims_revoke_disable(
 
         auth.set_custom_user_claims(user.uid, {"plan": "team"}, app=ident.app)
         auth.update_user(user.uid, email_verified=True, app=ident.app)
-        fresh = _post(f"{base}/securetoken.googleapis.com/v1/token?key=fake",
-                      {"grant_type": "refresh_token", "refresh_token": signed["refreshToken"]})
+        fresh = _post(
+            f"{base}/securetoken.googleapis.com/v1/token?key=fake",
+            {"grant_type": "refresh_token", "refresh_token": signed["refreshToken"]},
+        )
         again = ident.verify(fresh["id_token"])
         assert again.claims.get("plan") == "team" and again.email_verified is True
 
@@ -208,8 +220,10 @@ def test_auth_emulator_sign_up_claims_revoke_disable(
             ident.verify(fresh["id_token"])
         assert info.value.data["reason"] == "revoked"
 
-        other = _post(f"{base}/identitytoolkit.googleapis.com/v1/accounts:signUp?key=fake",
-                      {"email": "x" + email, "password": "secret-pw", "returnSecureToken": True})
+        other = _post(
+            f"{base}/identitytoolkit.googleapis.com/v1/accounts:signUp?key=fake",
+            {"email": "x" + email, "password": "secret-pw", "returnSecureToken": True},
+        )
         auth.update_user(other["localId"], disabled=True, app=ident.app)
         with pytest.raises(AuthError) as info:
             ident.verify(other["idToken"])

@@ -33,7 +33,8 @@ def clustered(n: int, dim: int, seed: int, n_queries: int = 0) -> tuple[F32, F32
         c = rng.integers(0, n_clusters, m)
         noise = rng.standard_normal((m, dim)).astype(np.float32) * scales * spread[c, None]
         x = (centres[c] + noise) @ rotation
-        return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+        unit: F32 = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+        return unit
 
     return sample(n), sample(n_queries)
 
@@ -205,7 +206,8 @@ def test_replace_and_remove() -> None:
     for row in (0, 50, 99):
         assert all(i not in set(removed.tolist()) for i in ids_of(index.search(vectors[row], 10)))
     for row in (100, 1999, 1234):
-        assert index.search(vectors[row], 1) == [(1000 + row, pytest.approx(1.0, abs=1e-6))]
+        [(found, score)] = index.search(vectors[row], 1)
+        assert found == 1000 + row and score == pytest.approx(1.0, abs=1e-6)
     assert 1050 not in index and 1150 in index
     index.remove(ids)
     assert len(index) == 0 and index.search(query, 3) == []

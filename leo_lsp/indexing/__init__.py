@@ -1,0 +1,1 @@
+"""Indexing: crawl a workspace, detect languages, chunk documents, feed the pipeline."""
