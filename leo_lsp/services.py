@@ -6,6 +6,8 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
 
 from leo_lsp.embeddings.factory import create_provider
 from leo_lsp.embeddings.provider import EmbeddingProvider
@@ -14,9 +16,12 @@ from leo_lsp.indexing.chunker import Chunker
 from leo_lsp.indexing.languages import detect_language
 from leo_lsp.indexing.pipeline import Indexer
 from leo_lsp.indexing.projects import Project, ProjectRegistry, project_id_for
-from leo_lsp.search import SearchService
+from leo_lsp.records import SearchHit
+from leo_lsp.search import SearchQuery, SearchService
 from leo_lsp.settings import Settings
 from leo_lsp.store.project_store import ProjectStore
+from leo_lsp.store.user_db import UserDatabase
+from leo_lsp.struggle.service import StruggleService
 
 logger = logging.getLogger(__name__)
 
@@ -41,12 +46,21 @@ class Services:
     registry: ProjectRegistry
     indexer: Indexer
     search: SearchService
+    user_db: UserDatabase
     notes: list[str] = field(default_factory=list)  # things to tell the user once
+    # Optional services plug in here (built by their own modules' factories).
+    struggles: Any = None
+    cloud: Any = None
 
     async def close(self) -> None:
         """Flush pending work and close databases and clients."""
+        for extra in (self.cloud, self.struggles):
+            closer = getattr(extra, "close", None)
+            if closer is not None:
+                await closer()
         self.registry.close()
         await self.embedder.close()
+        self.user_db.close()
 
 
 def build_services(settings: Settings, *, embedder: EmbeddingProvider | None = None) -> Services:
@@ -72,13 +86,31 @@ def build_services(settings: Settings, *, embedder: EmbeddingProvider | None = N
         return Project(pid, name, root, store, gate.rules, gate, single_file)
 
     registry = ProjectRegistry(make_project)
+    user_db = UserDatabase(data_dir / "leo.sqlite3")
+    if user_db.recovery_note:
+        notes.append(user_db.recovery_note)
     indexer = Indexer(registry, chunker, embedder, settings, detect_language)
+    search = SearchService(registry, embedder)
+
+    async def search_hits(query: str, limit: int) -> list[SearchHit]:
+        return (await search.search(SearchQuery(query=query, limit=limit))).hits
+
+    def project_of(uri: str) -> str:
+        path = Path(unquote(urlparse(uri).path)) if uri.startswith("file:") else Path(uri)
+        project = registry.for_path(path, create=False)
+        return project.id if project is not None else ""
+
+    struggles = StruggleService(
+        settings.struggle, user_db.conn, user_db.lock, search_hits, project_of
+    )
     return Services(
         settings=settings,
         embedder=embedder,
         chunker=chunker,
         registry=registry,
         indexer=indexer,
-        search=SearchService(registry, embedder),
+        search=search,
+        user_db=user_db,
         notes=notes,
+        struggles=struggles,
     )

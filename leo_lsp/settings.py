@@ -233,8 +233,10 @@ def _build_section(
     options: Mapping[str, Any],
     env: dict[tuple[str, ...], str],
     problems: list[str],
+    py_name: str = "",
 ) -> Any:
     obj = cls()
+    py_name = py_name or name
     for f in attrs.fields(cls):
         wire = f"{name}.{_camel(f.name)}"
         sources: list[tuple[str, Any]] = []
@@ -243,8 +245,8 @@ def _build_section(
                 if key in options:
                     sources.append((wire, options[key]))
                     break
-        if (name, f.name) in env:
-            sources.append((f"LEO_{name}_{f.name}".upper(), env[(name, f.name)]))
+        if (py_name, f.name) in env:
+            sources.append((f"LEO_{py_name}_{f.name}".upper(), env[(py_name, f.name)]))
         for label, raw in sources:
             try:
                 value = _coerce(raw, f.type)
@@ -285,7 +287,7 @@ def build_settings(
             setattr(
                 settings,
                 f.name,
-                _build_section(f.type, _camel(f.name), section_opts, env, problems),
+                _build_section(f.type, _camel(f.name), section_opts, env, problems, f.name),
             )
         else:
             raw: Any = None

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from leo_lsp.features import commands, documents, lifecycle, symbols
+from leo_lsp.features import code_actions, commands, diagnostics, documents, lifecycle, symbols
 
 # Registration order matters only for readability: lifecycle builds the services the others use.
-FEATURES: list[ModuleType] = [lifecycle, documents, commands, symbols]
+FEATURES: list[ModuleType] = [
+    lifecycle,
+    documents,
+    commands,
+    symbols,
+    diagnostics,
+    code_actions,
+]

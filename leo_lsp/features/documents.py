@@ -7,6 +7,7 @@ import logging
 from lsprotocol import types
 
 from leo_lsp.errors import LeoError
+from leo_lsp.features.diagnostics import observe_edits
 from leo_lsp.features.uris import uri_to_path
 from leo_lsp.indexing.pipeline import IndexOutcome
 from leo_lsp.server import LeoServer
@@ -52,10 +53,11 @@ def did_open(ls: LeoServer, params: types.DidOpenTextDocumentParams) -> None:
     _schedule(ls, params.text_document.uri, params.text_document.language_id, delay_ms=0)
 
 
-def did_change(ls: LeoServer, params: types.DidChangeTextDocumentParams) -> None:
+async def did_change(ls: LeoServer, params: types.DidChangeTextDocumentParams) -> None:
     """Re-index after the debounce; the buffer's unsaved text is what gets indexed."""
     doc = ls.workspace.text_documents.get(params.text_document.uri)
     _schedule(ls, params.text_document.uri, doc.language_id if doc else None)
+    await observe_edits(ls, params)
 
 
 def did_save(ls: LeoServer, params: types.DidSaveTextDocumentParams) -> None:

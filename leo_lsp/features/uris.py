@@ -23,6 +23,6 @@ def uri_to_path(uri: str, field: str = "uri") -> Path:
 
 def path_to_uri(path: str | Path) -> str:
     """An absolute path as a file:// URI."""
-    uri = from_fs_path(str(path))
+    uri: str | None = from_fs_path(str(path))
     assert uri is not None
     return uri

@@ -58,7 +58,8 @@ _PREFIX_TYPES = frozenset({"attribute_item", "decorator", "annotation"})
 MAX_LINES = 60
 MAX_CHARS = 1500
 WINDOW_LINES = 40
-# A crumb with fewer non-blank characters than this (`}`, `end`, `});`) joins its neighbour.
+# A one-line crumb with fewer non-blank characters than this (`}`, `end`, `main()`) joins the
+# chunk before it.
 TINY_CHARS = 24
 # Minified/generated detection: lines longer than LONG_LINE holding more than LONG_SHARE of the
 # text, or fewer than LETTER_SHARE letters among non-blank characters.
@@ -485,7 +486,8 @@ class Chunker:
         for p in merged:
             tiny = (
                 p.role in ("crumb", "block")
-                and doc.weight(p.start, p.end) - (p.end - p.start + 1) < TINY_CHARS
+                and p.start == p.end
+                and doc.weights[p.start] < TINY_CHARS
             )
             if tiny and final:
                 final[-1].end = p.end
@@ -660,7 +662,13 @@ class ParsedDocument:
                 new_end_point=_point(data, new_end),
             )
             assert self._parser is not None
-            self._tree = self._parser.parse(data, self._tree)
+            tree = self._parser.parse(data, self._tree)
+            if tree.root_node.has_error:
+                # Error recovery after an incremental parse can differ from a fresh parse of the
+                # same text (measured on TypeScript); re-parse so chunks never depend on history.
+                # Chunking still reuses every unchanged region through the cache.
+                tree = self._parser.parse(data)
+            self._tree = tree
             self._text, self._data = new_text, data
             self._chunks = self._chunk_tree(new_text, data)
             return list(self._chunks)

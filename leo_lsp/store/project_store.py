@@ -480,8 +480,7 @@ class ProjectStore:
         return Decision(path, bool(r[0]), r[1], "cache", int(r[2])) if r else None
 
     def put_decision(self, decision: Decision, content_hash: str) -> None:
-        """Cache a decision for (path, content) and append it to the audit log."""
-        now = time.time()
+        """Cache a decision for (path, content); auditing is `record`'s job."""
         with self._tx() as c:
             c.execute(
                 """INSERT OR REPLACE INTO decisions (path, content_hash, allowed, reason, source,
@@ -493,12 +492,8 @@ class ProjectStore:
                     decision.reason,
                     decision.source,
                     decision.redactions,
-                    now,
+                    time.time(),
                 ),
-            )
-            c.execute(
-                "INSERT INTO decision_log (path, allowed, reason, source, at) VALUES (?,?,?,?,?)",
-                (decision.path, int(decision.allowed), decision.reason, decision.source, now),
             )
 
     def record(self, decision: Decision) -> None:

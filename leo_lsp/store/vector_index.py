@@ -535,13 +535,16 @@ class _CoarseRanking:
             n = index._n
             # (x - mean)·P·Pᵀq ranks rows like x·q up to the projection; q needs no centring.
             projected = (self._query @ index._basis).astype(np.float32, copy=False)
-            if mask is not None and self._selected < _GATHER_FRACTION * n:
-                self._subset = np.flatnonzero(mask)
-                self._scores = _matvec(index._coarse[self._subset], projected)
-            else:
+            if mask is None:
                 self._scores = _matvec(index._coarse[:n], projected)
-                if mask is not None:
-                    np.copyto(self._scores, np.float32(-np.inf), where=~mask)
+            else:
+                # Compress rather than set excluded scores to -inf: argpartition over many equal
+                # values degrades badly (190 ms instead of 7 ms over 1M rows, measured).
+                self._subset = np.flatnonzero(mask)
+                if self._selected < _GATHER_FRACTION * n:
+                    self._scores = _matvec(index._coarse[self._subset], projected)
+                else:
+                    self._scores = _matvec(index._coarse[:n], projected)[self._subset]
         return self._scores
 
     def take(self, pool: int) -> tuple[Int64Array, Float32Array]:

@@ -12,6 +12,7 @@ plugin regexes are timed on the same text for comparison. Numbers are noisy on a
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import os
 import sys
@@ -19,6 +20,7 @@ import sysconfig
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "embeddings"))
@@ -56,15 +58,16 @@ def bench_scanner(texts: list[str]) -> None:
         f"findings strong={strong} weak={weak}"
     )
     try:
-        from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
-        from detect_secrets.settings import default_settings
+        ds_util: Any = importlib.import_module("detect_secrets.core.plugins.util")
+        ds_settings: Any = importlib.import_module("detect_secrets.settings")
+        ds_scan: Any = importlib.import_module("detect_secrets.core.scan")
     except ImportError:
         print("detect-secrets: not installed (pip install detect-secrets to compare)")
         return
-    with default_settings():
+    with ds_settings.default_settings():
         regexes = [
             r
-            for cls in get_mapping_from_secret_type_to_class().values()
+            for cls in ds_util.get_mapping_from_secret_type_to_class().values()
             for r in (getattr(cls, "denylist", None) or [])
         ]
         sample = texts[: max(1, len(texts) // 4)]
@@ -79,8 +82,6 @@ def bench_scanner(texts: list[str]) -> None:
             f"detect-secrets plugin regexes ({len(regexes)}) over whole files: "
             f"{size / took:.1f} MB/s"
         )
-        from detect_secrets.core import scan as ds_scan
-
         sample = texts[:40]
         size = sum(len(t) for t in sample) / 1e6
         started = time.perf_counter()
@@ -126,7 +127,7 @@ async def bench_decisions(root: Path, files: list[Path]) -> None:
 
 
 async def bench_llm(root: Path, files: list[Path]) -> None:
-    from openai_stub import OpenAIStub
+    from openai_stub import OpenAIStub  # type: ignore[import-not-found]
 
     answer = {"decision": "allow", "category": "config", "reason": "ok", "confidence": 1}
     with OpenAIStub(chat_content=json.dumps(answer)) as stub:

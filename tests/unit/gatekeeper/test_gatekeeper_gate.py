@@ -322,3 +322,10 @@ async def test_stub_request_type_is_used() -> None:
         verdict = await judge.judge("a.yaml", 10, "a: 1")
         await client.aclose()
     assert verdict.decision == "allow" and seen == ["/v1/chat/completions"]
+
+
+async def test_large_files_are_scanned_off_the_event_loop(tmp_path: Path) -> None:
+    gate = Gatekeeper(tmp_path, GatekeeperSettings(mode="rules"), IndexSettings())
+    body = "".join(f"value_{i} = {i}\n" for i in range(30_000)) + f"K = '{AWS_ID}'\n"
+    d = await gate.decide(*write(tmp_path, "big_module.py", body))
+    assert (d.allowed, d.redactions) == (True, 1)

@@ -234,3 +234,11 @@ def test_relative_paths_and_files_outside_the_root(tmp_path: Path) -> None:
     assert loose.check(outside, outside.read_bytes()).verdict == "allow"
     assert loose.check(write(tmp_path, "x/.env", "A=1\n")).verdict == "deny"
     assert loose.check(write(tmp_path, "node_modules/m.js")).verdict == "deny"
+
+
+def test_is_ignored_dir_accepts_absolute_paths(tmp_path: Path) -> None:
+    write(tmp_path, ".gitignore", "generated/\n")
+    rules = Rules(tmp_path, IndexSettings())
+    assert rules.is_ignored_dir(tmp_path / "generated")
+    assert rules.is_ignored_dir(tmp_path / "a" / "node_modules")
+    assert not rules.is_ignored_dir(tmp_path / "src")

@@ -102,7 +102,11 @@ function M.exec(command, args, callback, bufnr)
     callback("leo is not running in this buffer (is require('leo').setup() called?)", nil)
     return
   end
-  local params = { command = command, arguments = { args or vim.empty_dict() } }
+  -- An empty Lua table would go out as a JSON array; leo wants one argument object.
+  if args == nil or vim.tbl_isempty(args) then
+    args = vim.empty_dict()
+  end
+  local params = { command = command, arguments = { args } }
   client:request("workspace/executeCommand", params, function(err, result)
     callback(err, result)
   end, bufnr)

@@ -1,0 +1,158 @@
+"""The struggle service: detector + repository + hints, behind four calls the server makes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from leo_lsp.errors import InvalidArguments
+from leo_lsp.settings import StruggleSettings
+from leo_lsp.struggle.detector import (
+    RESOLVED,
+    ObservedDiagnostic,
+    StruggleDetector,
+    StruggleEvent,
+)
+from leo_lsp.struggle.hints import Hint, SearchFn, build_hint
+from leo_lsp.struggle.repository import StruggleRepository, ensure_schema
+
+logger = logging.getLogger(__name__)
+
+EventHook = Callable[[Any, dict[str, Any]], None]
+
+
+class StruggleService:
+    """Turns observed errors into persisted struggles and publishable hints."""
+
+    def __init__(
+        self,
+        settings: StruggleSettings,
+        conn: Any,
+        lock: Any,
+        search: SearchFn,
+        project_of: Callable[[str], str],
+    ) -> None:
+        self.settings = settings
+        self._lock = lock
+        self._search = search
+        self._project_of = project_of
+        with lock:
+            ensure_schema(conn)
+            self.repo = StruggleRepository(conn)
+            fixes = self.repo.all_fixes()
+        self.detector = StruggleDetector(settings.threshold, settings.window_seconds)
+        self.detector.fixes.load(fixes)
+        self._hints: dict[str, dict[str, Hint]] = {}  # uri → signature → hint
+
+    @property
+    def on_event(self) -> list[EventHook]:
+        """Hooks called in the struggle row's transaction with (conn, metadata) — the outbox."""
+        hooks: list[EventHook] = self.repo.on_event
+        return hooks
+
+    def apply_settings(self, settings: StruggleSettings) -> None:
+        """Take new thresholds live."""
+        self.settings = settings
+        self.detector.threshold = settings.threshold
+        self.detector.window_seconds = settings.window_seconds
+
+    async def observe(
+        self, uri: str, diagnostics: Sequence[ObservedDiagnostic], text: str | None
+    ) -> set[str]:
+        """A file's full current diagnostics; returns the uris whose hints changed."""
+        if not self.settings.enabled:
+            return set()
+        events = self.detector.observe(uri, diagnostics, text)
+        return await self._handle(events)
+
+    async def observe_edit(self, uri: str, lines: range, text: str | None) -> set[str]:
+        """Edit churn: the same lines rewritten again and again."""
+        if not self.settings.enabled:
+            return set()
+        return await self._handle(self.detector.observe_edit(uri, lines, text))
+
+    async def report(
+        self, message: str, uri: str | None, line: int | None, language: str | None
+    ) -> dict[str, Any]:
+        """leo.reportStruggle: count one reported error; attach a hint once it is a struggle."""
+        if not message.strip():
+            raise InvalidArguments("errorMessage: must not be empty", field="errorMessage")
+        event = self.detector.report(message, uri, line, language)
+        await self._handle([event])
+        out: dict[str, Any] = {
+            "category": event.category,
+            "signature": event.signature,
+            "occurrences": event.occurrences,
+            "open": event.open,
+            "explanation": event.explanation,
+        }
+        hint = self._hints.get(event.uri, {}).get(event.signature)
+        if hint is not None:
+            out["hint"] = hint_json(hint)
+        return out
+
+    def hints_for(self, uri: str) -> list[Hint]:
+        """Every open hint of a file (publishDiagnostics replaces a file's whole set)."""
+        return list(self._hints.get(uri, {}).values())
+
+    def dismiss(self, signature: str, uri: str) -> None:
+        """Quiet a hint for the window."""
+        self.detector.dismiss(signature, uri)
+        self._hints.get(uri, {}).pop(signature, None)
+
+    def list(self, limit: int, project: str | None) -> list[dict[str, Any]]:
+        """leo.struggles rows."""
+        with self._lock:
+            return self.repo.list(limit, project)
+
+    async def _handle(self, events: Sequence[StruggleEvent]) -> set[str]:
+        changed: set[str] = set()
+        for e in events:
+            project = self._project_of(e.uri) if e.uri else ""
+            await asyncio.to_thread(self._save, e, project)
+            hints = self._hints.setdefault(e.uri, {})
+            if e.kind == RESOLVED or not e.open:
+                if hints.pop(e.signature, None) is not None:
+                    changed.add(e.uri)
+                continue
+            if self.detector.is_dismissed(e.signature, e.uri):
+                continue
+            try:
+                hint = await build_hint(e, self._search, self.detector.fixes_for(e.signature))
+            except Exception:  # a hint without similar code beats no hint
+                logger.exception("building the hint for %s failed", e.signature)
+                continue
+            hints[e.signature] = hint
+            changed.add(e.uri)
+        return changed
+
+    def _save(self, event: StruggleEvent, project: str) -> None:
+        with self._lock:
+            self.repo.save_event(event, project)
+            if event.fix is not None:
+                self.repo.save_fix(event.fix, project)
+
+
+def hint_json(hint: Hint) -> dict[str, Any]:
+    """A hint as plain JSON (for leo.reportStruggle)."""
+    return {
+        "message": hint.message,
+        "code": hint.code,
+        "category": hint.category,
+        "range": {
+            "start": {"line": hint.start_line, "character": 0},
+            "end": {"line": hint.end_line, "character": 0},
+        },
+        "related": [
+            {
+                "path": r.path,
+                "startLine": r.start_line,
+                "endLine": r.end_line,
+                "message": r.message,
+                "kind": r.kind,
+            }
+            for r in hint.related
+        ],
+    }
