@@ -18,7 +18,12 @@ editors/vscode/node_modules/.installed: editors/vscode/package-lock.json
 	cd editors/vscode && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-test: $(STAMP) editors/vscode/node_modules/.installed
+# The Firebase Auth emulator and the gRPC Firestore emulator for the cloud tests (offline-capable).
+tests/unit/cloud/.emulators/node_modules/.installed: tests/unit/cloud/.emulators/package-lock.json
+	cd tests/unit/cloud/.emulators && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: $(STAMP) editors/vscode/node_modules/.installed tests/unit/cloud/.emulators/node_modules/.installed
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/pytest -q -p no:cacheprovider
 
 lint: $(STAMP)

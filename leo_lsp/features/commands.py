@@ -165,13 +165,33 @@ async def health(ls: LeoServer, *args: Any) -> dict[str, Any]:
                 "dim": services.embedder.dim,
                 "error": embed_error,
             },
-            "gatekeeper": {"status": "ok", "mode": services.settings.gatekeeper.mode},
+            "gatekeeper": _gatekeeper_health(services),
             "firebase": {
                 "status": "disabled" if not services.settings.firebase.enabled else "configured"
             },
         },
         "version": __version__,
     }
+
+
+def _gatekeeper_health(services: Any) -> dict[str, Any]:
+    """Mode, LLM reachability and decision counts over every project's gate."""
+    out: dict[str, Any] = {"status": "ok", "mode": services.settings.gatekeeper.mode}
+    counts: dict[str, int] = {}
+    for project in services.registry.all():
+        state = getattr(project.gate, "state", None)
+        if state is None:
+            continue
+        st = state()
+        out["llm"] = st.get("llm", out.get("llm"))
+        if st.get("lastError"):
+            out["lastError"] = st["lastError"]
+        for k, v in (st.get("counts") or {}).items():
+            counts[k] = counts.get(k, 0) + int(v)
+    if out.get("llm") == "unreachable":
+        out["status"] = "degraded"
+    out["counts"] = counts
+    return out
 
 
 async def project_stats(ls: LeoServer, *args: Any) -> dict[str, Any]:

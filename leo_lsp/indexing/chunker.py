@@ -332,9 +332,7 @@ class Chunker:
         out: list[_Piece] = []
         # An explicit work stack instead of recursion (deep nesting must not hit Python's limit):
         # an entry is a finished piece or a definition to expand over lines lo..hi.
-        stack: list[_Piece | _CacheMark | tuple[_Def, int, int, bool]] = [
-            (root, start, end, True)
-        ]
+        stack: list[_Piece | _CacheMark | tuple[_Def, int, int, bool]] = [(root, start, end, True)]
         while stack:
             item = stack.pop()
             if isinstance(item, _Piece):
@@ -967,9 +965,7 @@ def _signature(doc: _Doc, node: tree_sitter.Node) -> str:
     return "\n".join(x[indent:] for x in lines)[:300]
 
 
-def _boundaries(
-    doc: _Doc, nodes: Sequence[tree_sitter.Node], lo: int, hi: int
-) -> dict[int, int]:
+def _boundaries(doc: _Doc, nodes: Sequence[tree_sitter.Node], lo: int, hi: int) -> dict[int, int]:
     """Lines in (lo, hi] where a syntax node starts a line, scored (lower cuts better)."""
     bounds: dict[int, int] = {}
     end_col = len(doc.data)  # any column past the line's end clamps to it

@@ -201,7 +201,7 @@ phase("forward", function()
   local sent = {}
   local orig = client.notify
   client.notify = function(self, method, params)
-    if method == "leo/observeDiagnostics" then
+    if method == "leo/observeDiagnostics" and params.uri == vim.uri_from_fname(billing) then
       table.insert(sent, params)
     end
     return orig(self, method, params)

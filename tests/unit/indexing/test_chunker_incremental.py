@@ -71,7 +71,9 @@ def _apply(text: str, where: float, length: int, insert: str) -> str:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from([("python", BASE_PY), ("typescript", BASE_TS)]), st.lists(edit, max_size=12))
-def test_incremental_equals_full(base: tuple[str, str], edits: list[tuple[float, int, str]]) -> None:
+def test_incremental_equals_full(
+    base: tuple[str, str], edits: list[tuple[float, int, str]]
+) -> None:
     language, text = base
     doc = ParsedDocument("f", language, text)
     assert doc.chunks == Chunker().chunk(text, "f", language)

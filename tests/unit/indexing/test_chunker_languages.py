@@ -462,7 +462,11 @@ Run the installer.
 
 Call the tool.
 """,
-        {("Project", "section", ""), ("Install", "section", "Project"), ("Usage", "section", "Project")},
+        {
+            ("Project", "section", ""),
+            ("Install", "section", "Project"),
+            ("Usage", "section", "Project"),
+        },
     ),
 }
 

@@ -234,7 +234,9 @@ def test_large_document_is_parsed_in_segments_with_same_coverage() -> None:
     segmented = small.chunk(text, "big.py", "python")
     whole = Chunker().chunk(text, "big.py", "python")
     assert_covers(text, segmented)
-    assert [(c.symbol, c.start_line) for c in segmented] == [(c.symbol, c.start_line) for c in whole]
+    assert [(c.symbol, c.start_line) for c in segmented] == [
+        (c.symbol, c.start_line) for c in whole
+    ]
 
 
 def test_empty_and_blank_documents_have_no_chunks() -> None:

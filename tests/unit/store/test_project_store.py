@@ -85,6 +85,7 @@ def test_denied_file_has_no_chunks_and_decisions_are_audited(tmp_path: Path) -> 
                   decision=deny, chunks=[chunk("API_KEY=x", "")])
     assert s.chunks_of(".env") == []
     s.put_decision(deny, "h")
+    s.record(deny)
     cached = s.get_decision(".env", "h")
     assert cached is not None and not cached.allowed and cached.source == "cache"
     rows = s.decisions(".env")

@@ -361,6 +361,9 @@ function M.forward_diagnostics(bufnr)
     return
   end
   local diagnostics = M.foreign_diagnostics(bufnr)
+  if last_sent[bufnr] == nil and #diagnostics == 0 then
+    return -- nothing was ever reported for this buffer: an empty set tells leo nothing
+  end
   local fingerprint = vim.json.encode(diagnostics)
   -- Attempt counting on the server keys on the text too, so an unchanged set after an edit still
   -- matters; only identical re-publications for the same buffer version are dropped here.
@@ -369,6 +372,12 @@ function M.forward_diagnostics(bufnr)
     return
   end
   last_sent[bufnr] = key
+  -- leo counts an error once per version of the text, so it must see the edit that produced
+  -- these diagnostics first: send pending didChange notifications now.
+  local changetracking = vim.lsp._changetracking
+  if changetracking and changetracking.flush then
+    pcall(changetracking.flush, client, bufnr)
+  end
   client:notify(OBSERVE, { uri = vim.uri_from_bufnr(bufnr), diagnostics = diagnostics })
 end
 
