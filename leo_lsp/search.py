@@ -85,7 +85,7 @@ class SearchService:
                 notes.append(f"vector search unavailable ({exc.message}); lexical results only")
                 mode = "lexical"
         hits = await asyncio.to_thread(self._search_sync, projects, q, mode, qvec)
-        pending = sum(p.store.pending_count() for p in projects) if projects else 0
+        pending = sum(p.store.pending_count(max_age=1.0) for p in projects) if projects else 0
         took = (time.perf_counter() - t0) * 1000
         if pending:
             notes.append(f"{pending} chunks are still being embedded; lexical results fill in")

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
 
 from leo_lsp import __version__
@@ -41,6 +42,12 @@ class LeoServer(LanguageServer):
     def report_server_error(self, error: Exception, source: Any) -> None:
         """Log out-of-band errors instead of popping a message box for each one."""
         logger.error("server error (%s): %s", getattr(source, "__name__", source), error)
+        if source is JsonRpcException and isinstance(error, ValueError | RecursionError):
+            # The body was not JSON (or nested too deep to decode): JSON-RPC's parse error.
+            from leo_lsp.protocol import PARSE_ERROR, LeoProtocol
+
+            if isinstance(self.protocol, LeoProtocol):
+                self.protocol.send_error(None, PARSE_ERROR, f"Parse error: {str(error)[:200]}")
 
     def tell(self, message: str, kind: types.MessageType = types.MessageType.Warning) -> None:
         """Show a message to the user (window/showMessage)."""
@@ -51,7 +58,9 @@ def create_server() -> LeoServer:
     """Build the server and let each feature module register its handlers, in order."""
     from leo_lsp.features import FEATURES
 
-    server = LeoServer()
+    from leo_lsp.protocol import LeoProtocol
+
+    server = LeoServer(protocol_cls=LeoProtocol)
     for feature in FEATURES:
         feature.register(server)
     return server

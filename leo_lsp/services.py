@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from leo_lsp.cloud.service import CloudService
 from leo_lsp.embeddings.factory import create_provider
 from leo_lsp.embeddings.provider import EmbeddingProvider
 from leo_lsp.gatekeeper.gate import Gatekeeper
@@ -103,6 +104,9 @@ def build_services(settings: Settings, *, embedder: EmbeddingProvider | None = N
     struggles = StruggleService(
         settings.struggle, user_db.conn, user_db.lock, search_hits, project_of
     )
+    cloud = CloudService(settings, user_db)
+    # Struggle metadata is queued for sync in the same transaction as the struggle row.
+    struggles.on_event.append(cloud.struggle_hook)
     return Services(
         settings=settings,
         embedder=embedder,
@@ -113,4 +117,5 @@ def build_services(settings: Settings, *, embedder: EmbeddingProvider | None = N
         user_db=user_db,
         notes=notes,
         struggles=struggles,
+        cloud=cloud,
     )

@@ -58,7 +58,8 @@ document id fixed at enqueue time (a retry never duplicates), backs off with jit
 is unreachable, and leaves undelivered events in the outbox across crashes and restarts.
 """
 
-from leo_lsp.cloud.firebase import Identity, VerifiedUser, scrub
+from typing import TYPE_CHECKING, Any
+
 from leo_lsp.cloud.firestore_sink import (
     FirestoreSink,
     PermanentSinkError,
@@ -86,6 +87,21 @@ from leo_lsp.cloud.profiles import (
 )
 from leo_lsp.cloud.ratelimit import RateLimiter
 from leo_lsp.cloud.sync import Backoff, FirebaseHealth, SyncWorker
+
+if TYPE_CHECKING:
+    from leo_lsp.cloud.firebase import Identity, VerifiedUser, scrub
+
+_LAZY = {"Identity", "VerifiedUser", "scrub"}
+
+
+def __getattr__(name: str) -> Any:
+    # firebase-admin takes ~0.5 s to import: only sessions with Firebase on should pay for it.
+    if name in _LAZY:
+        from leo_lsp.cloud import firebase
+
+        return getattr(firebase, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "LOCAL_ACTOR",

@@ -18,12 +18,14 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from leo_lsp.cloud.firebase import VerifiedUser
 from leo_lsp.cloud.outbox import Connection, assert_metadata_only, enqueue
 from leo_lsp.cloud.outbox import ensure_schema as ensure_outbox_schema
 from leo_lsp.errors import AuthError, InvalidArguments, NotFound
+
+if TYPE_CHECKING:  # firebase-admin is imported only when Firebase is switched on
+    from leo_lsp.cloud.firebase import VerifiedUser
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS profile (

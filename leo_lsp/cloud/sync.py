@@ -19,11 +19,13 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from leo_lsp.cloud.firebase import VerifiedUser
 from leo_lsp.cloud.firestore_sink import PermanentSinkError, Sink, TransientSinkError
 from leo_lsp.cloud.outbox import Outbox, OutboxEvent
+
+if TYPE_CHECKING:  # firebase-admin is imported only when Firebase is switched on
+    from leo_lsp.cloud.firebase import VerifiedUser
 
 logger = logging.getLogger(__name__)
 

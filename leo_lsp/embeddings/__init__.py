@@ -1,1 +1,1 @@
-"""Embedding providers: the embedded local model by default, any OpenAI-compatible server by choice."""
+"""Embedding providers: the embedded local model, or any OpenAI-compatible server."""

@@ -118,6 +118,10 @@ class LocalEmbedder:
                 options.inter_op_num_threads = 1
                 options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
                 options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+                # Batches change shape every call (per-batch padding); onnxruntime's CPU arena
+                # keeps every size it has seen: measured RSS ~1 GB with it, ~350 MB without,
+                # on 500 chunks, for no reliable speed difference on 2 cores.
+                options.enable_cpu_mem_arena = False
                 path = self._model_path or default_model_path()
                 session = ort.InferenceSession(
                     str(path), sess_options=options, providers=["CPUExecutionProvider"]

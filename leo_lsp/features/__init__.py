@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from leo_lsp.features import code_actions, commands, diagnostics, documents, lifecycle, symbols
+from leo_lsp.features import (
+    account,
+    code_actions,
+    commands,
+    diagnostics,
+    documents,
+    lifecycle,
+    symbols,
+)
 
 # Registration order matters only for readability: lifecycle builds the services the others use.
 FEATURES: list[ModuleType] = [
@@ -14,4 +22,5 @@ FEATURES: list[ModuleType] = [
     symbols,
     diagnostics,
     code_actions,
+    account,
 ]

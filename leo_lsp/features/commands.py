@@ -79,9 +79,21 @@ def hit_json(hit: SearchHit) -> dict[str, Any]:
 async def search(ls: LeoServer, *args: Any) -> dict[str, Any]:
     """leo.search {query, limit, mode, languages, paths, projectId}."""
     a = parse(SearchArgs, args)
+    cloud = ls.services.cloud
+    if cloud is not None:
+        await cloud.check_rate("leo.search")  # RateLimited → -32006 with data.retryAfter
     result = await ls.services.search.search(
         SearchQuery(a.query, a.limit, a.mode, a.languages, a.paths, a.project_id)
     )
+    if cloud is not None:
+        # Metadata only (length, count, latency); queued for sync only for a verified user.
+        await cloud.record_search(
+            query=a.query,
+            result_count=len(result.hits),
+            latency_ms=result.took_ms,
+            mode=result.mode,
+            project_id=await _linked_project(ls, a.project_id),
+        )
     return {
         "results": [hit_json(h) for h in result.hits],
         "tookMs": round(result.took_ms, 2),
@@ -117,11 +129,12 @@ async def index_file(ls: LeoServer, *args: Any) -> dict[str, Any]:
     a = parse(UriArgs, args)
     path = uri_to_path(a.uri)
     services = ls.services
-    project = services.registry.for_path(path)
-    assert project is not None
-    if project.single_file is None and project.rel(path) is None:
-        raise OutsideWorkspace(f"{path} is outside every workspace folder")
     doc = ls.workspace.text_documents.get(a.uri)
+    # An open buffer outside the folders gets a project of its own (its text came from the
+    # editor); a path on disk outside every folder is never read.
+    project = services.registry.for_path(path, create=doc is not None)
+    if project is None or (project.single_file is None and project.rel(path) is None):
+        raise OutsideWorkspace(f"{path} is outside every workspace folder")
     if doc is not None:
         outcome = await services.indexer.index_text(
             project, path, doc.source, language_id=doc.language_id
@@ -166,9 +179,11 @@ async def health(ls: LeoServer, *args: Any) -> dict[str, Any]:
                 "error": embed_error,
             },
             "gatekeeper": _gatekeeper_health(services),
-            "firebase": {
-                "status": "disabled" if not services.settings.firebase.enabled else "configured"
-            },
+            "firebase": (
+                await services.cloud.health()
+                if services.cloud is not None
+                else {"status": "disabled", "state": "disabled"}
+            ),
         },
         "version": __version__,
     }
@@ -206,7 +221,36 @@ async def project_stats(ls: LeoServer, *args: Any) -> dict[str, Any]:
             raise NotFound("no workspace folder is open")
         project = folders[0]
     stats = await asyncio.to_thread(project.store.stats)
-    return {"projectId": project.id, "name": project.name, "root": str(project.root), **stats}
+    linked = await _sync_stats(ls, project, stats)
+    return {
+        "projectId": project.id,
+        "name": project.name,
+        "root": str(project.root),
+        **stats,
+        "linkedProject": linked,
+    }
+
+
+async def _sync_stats(ls: LeoServer, project: Any, stats: dict[str, Any]) -> str | None:
+    """Store the stats on the account project linked to this folder (synced when signed in)."""
+    cloud = ls.services.cloud
+    if cloud is None or project.single_file is not None:
+        return None
+    linked: str | None = await cloud.update_folder_stats(path_to_uri(project.root), stats)
+    return linked
+
+
+async def _linked_project(ls: LeoServer, project_id: str | None) -> str | None:
+    """The account project linked to a searched folder (None when the search spans folders)."""
+    cloud = ls.services.cloud
+    if cloud is None or not project_id:
+        return None
+    try:
+        project = ls.services.registry.get(project_id)
+    except LeoError:
+        return None
+    linked: str | None = await cloud.linked_project(path_to_uri(project.root))
+    return linked
 
 
 async def overview(ls: LeoServer, *args: Any) -> dict[str, Any]:
@@ -216,7 +260,16 @@ async def overview(ls: LeoServer, *args: Any) -> dict[str, Any]:
     totals = {"files": 0, "chunks": 0, "denied": 0, "searches": 0, "pending": 0}
     for p in ls.services.registry.all():
         stats = await asyncio.to_thread(p.store.stats)
-        projects.append({"projectId": p.id, "name": p.name, "root": str(p.root), **stats})
+        linked = await _sync_stats(ls, p, stats)
+        projects.append(
+            {
+                "projectId": p.id,
+                "name": p.name,
+                "root": str(p.root),
+                **stats,
+                "linkedProject": linked,
+            }
+        )
         for k in totals:
             totals[k] += int(stats.get(k) or 0)
     return {**totals, "projects": projects}

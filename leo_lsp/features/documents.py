@@ -73,6 +73,7 @@ async def did_close(ls: LeoServer, params: types.DidCloseTextDocumentParams) -> 
     except LeoError:
         return
     await ls.services.indexer.close_buffer(path, saved=False)
+    ls.protocol.notify("leo/indexed", {"uri": params.text_document.uri, "closed": True})
 
 
 async def did_change_watched_files(

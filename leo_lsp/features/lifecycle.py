@@ -9,6 +9,7 @@ from typing import Any
 
 from lsprotocol import types
 
+from leo_lsp.errors import LeoError
 from leo_lsp.features.crawls import cancel_all, start_crawl
 from leo_lsp.features.uris import uri_to_path
 from leo_lsp.log import ClientLogHandler
@@ -43,7 +44,7 @@ def _folders(params: types.InitializeParams) -> list[tuple[Path, str]]:
     return out
 
 
-def initialize(ls: LeoServer, params: types.InitializeParams) -> None:
+async def initialize(ls: LeoServer, params: types.InitializeParams) -> None:
     """Build settings and services, and open a project per workspace folder."""
     options: Any = params.initialization_options
     settings = build_settings(options if isinstance(options, dict) else {})
@@ -51,9 +52,21 @@ def initialize(ls: LeoServer, params: types.InitializeParams) -> None:
         settings.problems.append("initializationOptions must be an object; using defaults")
     ls.settings = settings
     ls.services = build_services(settings)
+    await learn_dimension(ls.services.embedder)
     for root, name in _folders(params):
         if root.is_dir():
             ls.services.registry.add_folder(root, name)
+
+
+async def learn_dimension(embedder: Any) -> None:
+    """A remote model's dimension is unknown until asked; the stores need it to open."""
+    probe = getattr(embedder, "probe", None)
+    if embedder.dim or probe is None:
+        return
+    try:
+        await probe()
+    except LeoError as exc:
+        logger.error("cannot reach the embedding server to learn its dimension: %s", exc.message)
 
 
 async def initialized(ls: LeoServer, params: types.InitializedParams) -> None:
@@ -72,6 +85,10 @@ async def initialized(ls: LeoServer, params: types.InitializedParams) -> None:
         ls.tell(f"leo: {note}")
     for project in services.registry.folders():
         start_crawl(ls, project)
+    if services.cloud is not None:
+        # Sign-in problems are told, never fatal: leo keeps working locally (no token in logs).
+        for note in await services.cloud.start():
+            ls.tell(f"leo: {note}")
 
 
 async def shutdown(ls: LeoServer, params: None) -> None:
@@ -81,6 +98,8 @@ async def shutdown(ls: LeoServer, params: None) -> None:
     if tasks:
         await asyncio.wait(tasks, timeout=5)
     if ls._services is not None:
+        if ls.services.cloud is not None:
+            await ls.services.cloud.stop(deadline=5.0)  # what is not sent stays queued
         await ls.services.close()
 
 
@@ -101,6 +120,8 @@ def did_change_configuration(ls: LeoServer, params: types.DidChangeConfiguration
     current.gatekeeper = new.gatekeeper
     current.struggle = new.struggle
     current.rate_limits = new.rate_limits
+    if ls.services.cloud is not None:
+        ls.services.cloud.apply_rate_limits(new.rate_limits)
     for project in ls.services.registry.all():
         rules = getattr(project.rules, "settings", None)
         if rules is not None:

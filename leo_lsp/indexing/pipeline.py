@@ -17,6 +17,7 @@ from typing import Any
 
 from leo_lsp.embeddings.provider import EmbeddingProvider
 from leo_lsp.errors import EmbeddingUnavailable, LeoError, NotFound
+from leo_lsp.indexing.chunker import ParsedDocument
 from leo_lsp.indexing.crawler import FoundFile, walk
 from leo_lsp.indexing.projects import Project, ProjectRegistry
 from leo_lsp.records import Chunk, Decision, content_hash
@@ -95,6 +96,8 @@ class Indexer:
         self.embedding_error: str | None = None
         self.embed_calls = 0  # texts sent to the embedder (tests count re-embedding with it)
         self.on_indexed: list[Callable[[Project, IndexOutcome], None]] = []
+        # Open buffers keep their parse tree, so an edit re-parses and re-chunks incrementally.
+        self._buffers: dict[str, ParsedDocument] = {}
 
     # -- one file --------------------------------------------------------------------------
 
@@ -109,8 +112,12 @@ class Indexer:
         language_id: str | None = None,
         embed: bool = True,
         force: bool = False,
+        buffer: bool = False,
     ) -> IndexOutcome:
-        """Index `text` as the content of `path` (a buffer's text or the file read from disk)."""
+        """Index `text` as the content of `path` (a buffer's text or the file read from disk).
+
+        With `buffer`, the text is an open editor buffer: it is parsed incrementally.
+        """
         rel = project.rel(path)
         if rel is None:
             raise NotFound(f"{path} is not inside project {project.id}")
@@ -131,7 +138,9 @@ class Indexer:
         language = self.detect_language(str(path), language_id)
         chunks: list[Chunk] = []
         if decision.allowed:
-            chunks = await asyncio.to_thread(self._chunk, project, rel, text, language)
+            chunks = await asyncio.to_thread(
+                self._chunk, project, rel, text, language, str(path) if buffer else None
+            )
         pending = await asyncio.to_thread(
             project.store.upsert_file,
             rel,
@@ -150,8 +159,20 @@ class Indexer:
             hook(project, outcome)
         return outcome
 
-    def _chunk(self, project: Project, rel: str, text: str, language: str) -> list[Chunk]:
-        chunks: list[Chunk] = self.chunker.chunk(text, rel, language)
+    def _chunk(
+        self, project: Project, rel: str, text: str, language: str, buffer_key: str | None
+    ) -> list[Chunk]:
+        chunks: list[Chunk]
+        if buffer_key is not None:
+            doc = self._buffers.get(buffer_key)
+            if doc is None or doc.language != language or doc.path != rel:
+                doc = ParsedDocument(rel, language, text, self.chunker)
+                self._buffers[buffer_key] = doc
+                chunks = doc.chunks
+            else:
+                chunks = doc.update(text)
+        else:
+            chunks = self.chunker.chunk(text, rel, language)
         out: list[Chunk] = []
         for ch in chunks:
             red_text, n = project.gate.redact(ch.text)
@@ -249,7 +270,9 @@ class Indexer:
             if rel is not None:
                 project.open_paths.add(rel)
             try:
-                outcome = await self.index_text(project, path, text, language_id=language_id)
+                outcome = await self.index_text(
+                    project, path, text, language_id=language_id, buffer=True
+                )
                 if on_done is not None:
                     on_done(outcome)
             except LeoError as exc:
@@ -274,6 +297,7 @@ class Indexer:
         old = self._debounced.pop(str(path), None)
         if old is not None:
             old.cancel()
+        self._buffers.pop(str(path), None)
         project = self.registry.for_path(path, create=False)
         if project is None:
             return

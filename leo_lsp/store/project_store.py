@@ -90,6 +90,7 @@ class ProjectStore:
         except DatabaseError as exc:
             raise StoreError(f"cannot open the index at {self.db_path}: {exc}") from exc
         self.index = VectorIndex(dim)
+        self._pending_cache: tuple[float, int] | None = None
         self._load_index()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -178,15 +179,18 @@ class ProjectStore:
         added: list[tuple[int, Chunk]] = []
         with self._tx() as c:
             row = c.execute("SELECT id FROM files WHERE path = ?", (path,)).fetchone()
+            # Existing chunks by identity: an edit keeps every chunk it did not touch (its row,
+            # lexical entry and vector), and only moves those below the edit.
+            existing: dict[tuple[str, str, str, str], list[tuple[int, tuple[int, ...]]]] = {}
             if row:
                 file_id = int(row[0])
-                removed = [
-                    r[0] for r in c.execute("SELECT id FROM chunks WHERE file_id = ?", (file_id,))
-                ]
-                c.execute(
-                    f"DELETE FROM lexical WHERE rowid IN ({','.join('?' * len(removed))})", removed
-                ) if removed else None
-                c.execute("DELETE FROM chunks WHERE file_id = ?", (file_id,))
+                for r in c.execute(
+                    """SELECT id, hash, symbol, kind, scope, ordinal, start_line, end_line,
+                              start_col, end_col, start_byte, end_byte
+                       FROM chunks WHERE file_id = ? ORDER BY ordinal""",
+                    (file_id,),
+                ):
+                    existing.setdefault((r[1], r[2], r[3], r[4]), []).append((r[0], tuple(r[5:])))
                 c.execute(
                     """UPDATE files SET content_hash=?, size=?, mtime_ns=?, language=?, allowed=?,
                        reason=?, indexed_at=? WHERE id=?""",
@@ -217,7 +221,28 @@ class ProjectStore:
                     ),
                 )
                 file_id = int(cur.lastrowid)
+            fresh: list[tuple[int, Chunk]] = []
             for ordinal, ch in enumerate(chunks if decision.allowed else ()):
+                same = existing.get((ch.hash, ch.symbol, ch.kind, ch.scope))
+                if same:
+                    chunk_id, coords = same.pop(0)
+                    new_coords = (ordinal, ch.start_line, ch.end_line, ch.start_col, ch.end_col,
+                                  ch.start_byte, ch.end_byte)
+                    if coords != new_coords:
+                        c.execute(
+                            """UPDATE chunks SET ordinal=?, start_line=?, end_line=?, start_col=?,
+                               end_col=?, start_byte=?, end_byte=? WHERE id=?""",
+                            (*new_coords, chunk_id),
+                        )
+                else:
+                    fresh.append((ordinal, ch))
+            removed = [cid for rows in existing.values() for cid, _ in rows]
+            for i in range(0, len(removed), 500):
+                part = removed[i : i + 500]
+                marks = ",".join("?" * len(part))
+                c.execute(f"DELETE FROM lexical WHERE rowid IN ({marks})", part)
+                c.execute(f"DELETE FROM chunks WHERE id IN ({marks})", part)
+            for ordinal, ch in fresh:
                 cur = c.execute(
                     """INSERT INTO chunks (file_id, ordinal, hash, language, symbol, kind, scope,
                        start_line, end_line, start_col, end_col, start_byte, end_byte, text,
@@ -315,13 +340,22 @@ class ProjectStore:
             rows = self._conn.execute(sql, args).fetchall()
         return [PendingChunk(r[0], r[1], embed_text(r[2], r[3])) for r in rows]
 
-    def pending_count(self) -> int:
-        """How many distinct chunk contents still need a vector."""
+    def pending_count(self, *, max_age: float = 0.0) -> int:
+        """How many distinct chunk contents still need a vector.
+
+        A full count scans every chunk, so callers on the search path accept a value up to
+        `max_age` seconds old.
+        """
+        now = time.monotonic()
+        cached = self._pending_cache
+        if max_age and cached is not None and now - cached[0] <= max_age:
+            return cached[1]
         with self._lock:
             row = self._conn.execute(
                 """SELECT COUNT(DISTINCT c.hash) FROM chunks c
                    LEFT JOIN vec_items vi ON vi.hash = c.hash WHERE vi.id IS NULL"""
             ).fetchone()
+        self._pending_cache = (now, int(row[0]))
         return int(row[0])
 
     def save_vectors(self, hashes: Sequence[str], vectors: npt.NDArray[np.float32]) -> int:

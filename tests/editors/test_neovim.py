@@ -90,9 +90,24 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     env["XDG_RUNTIME_DIR"] = str(tmp / "xdg")
     report = tmp / "result.json"
     proc = subprocess.run(
-        [nvim, "--headless", "--clean", "-l", str(SCRIPT), str(PLUGIN), str(ws), str(server),
-         str(tmp / "data"), str(report)],
-        cwd=ws, env=env, capture_output=True, text=True, timeout=300, check=False,
+        [
+            nvim,
+            "--headless",
+            "--clean",
+            "-l",
+            str(SCRIPT),
+            str(PLUGIN),
+            str(ws),
+            str(server),
+            str(tmp / "data"),
+            str(report),
+        ],
+        cwd=ws,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     if not report.is_file():
         pytest.fail(

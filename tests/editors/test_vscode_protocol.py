@@ -14,10 +14,11 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.slow
+from leo_lsp.settings import build_settings
 
 REPO = Path(__file__).resolve().parents[2]
 EXT = REPO / "editors" / "vscode"
@@ -46,6 +47,36 @@ def _run(cmd: list[str], timeout: float, env: dict[str, str] | None = None) -> s
     return proc.stdout
 
 
+# Settings that only the extension reads; everything else under leo.* goes to the server.
+CLIENT_ONLY = {
+    "serverPath",
+    "serverArgs",
+    "search.limit",
+    "search.mode",
+    "struggle.forwardDiagnostics",
+}
+
+
+def test_contributed_settings_are_server_options() -> None:
+    """Every server-bound `leo.*` setting, at its contributed default, is an option leo accepts
+    with the same default (mirrors src/config.ts: nested camelCase, empty strings left out)."""
+    manifest = json.loads((EXT / "package.json").read_text())
+    props = manifest["contributes"]["configuration"]["properties"]
+    options: dict[str, Any] = {}
+    for key, spec in props.items():
+        name = key.removeprefix("leo.")
+        if name in CLIENT_ONLY or spec["default"] == "":
+            continue
+        *parents, leaf = name.split(".")
+        node = options
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = spec["default"]
+    settings = build_settings(options, environ={})
+    assert settings.problems == []
+    assert build_settings({}, environ={}) == settings, "a contributed default differs from leo's"
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """npm ci (if needed), compile, and package; returns the .vsix path."""
@@ -60,6 +91,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return vsix
 
 
+@pytest.mark.slow
 def test_extension_compiles_and_packages(built: Path) -> None:
     assert built.is_file(), "vsce did not write the .vsix"
     assert built.stat().st_size > 10_000
@@ -74,23 +106,33 @@ def test_extension_compiles_and_packages(built: Path) -> None:
         commands
     )
     settings = manifest["contributes"]["configuration"]["properties"]
-    for key in ("leo.serverPath", "leo.dataDir", "leo.embedding.provider", "leo.gatekeeper.mode",
-                "leo.struggle.enabled"):
+    for key in (
+        "leo.serverPath",
+        "leo.dataDir",
+        "leo.embedding.provider",
+        "leo.gatekeeper.mode",
+        "leo.struggle.enabled",
+    ):
         assert key in settings, f"{key} is not contributed"
 
 
+@pytest.mark.slow
 def test_packaged_extension_loads(built: Path, tmp_path: Path) -> None:
     """The .vsix carries every module extension.js requires (VS Code's API stood in)."""
     with zipfile.ZipFile(built) as z:
         z.extractall(tmp_path)
     proc = subprocess.run(
         [_tool("node"), str(EXT / "test" / "load-packaged.js"), str(tmp_path)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout)["ok"] is True
 
 
+@pytest.mark.slow
 def test_e2e_protocol_against_real_server(built: Path) -> None:
     server = VENV_BIN / "leo-lsp"
     if not server.is_file():
@@ -98,7 +140,12 @@ def test_e2e_protocol_against_real_server(built: Path) -> None:
     env = {**os.environ, "LEO_LSP_COMMAND": str(server), "LEO_E2E_TIMEOUT_MS": "180000"}
     proc = subprocess.run(
         [_tool("node"), str(EXT / "test" / "e2e.js")],
-        cwd=EXT, capture_output=True, text=True, timeout=240, env=env, check=False,
+        cwd=EXT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+        check=False,
     )
     assert proc.returncode == 0, f"e2e.js failed:\n{proc.stderr[-6000:]}"
     summary = json.loads(proc.stdout)

@@ -37,7 +37,10 @@ def test_seed_aliases_and_two_word_sections() -> None:
     assert s.firebase.project_id == "demo-leo"
     assert (s.embedding.max_concurrency, s.embedding.batch_size) == (2, 8)
     assert s.rate_limits.search_per_hour == 60
-    assert build_settings({}, {"LEO_RATE_LIMITS_SEARCH_PER_HOUR": "61"}).rate_limits.search_per_hour == 61
+    assert (
+        build_settings({}, {"LEO_RATE_LIMITS_SEARCH_PER_HOUR": "61"}).rate_limits.search_per_hour
+        == 61
+    )
 
 
 def test_invalid_values_fall_back_and_are_reported() -> None:
@@ -54,8 +57,15 @@ def test_invalid_values_fall_back_and_are_reported() -> None:
     assert s.index.respect_gitignore is True and s.index.include == []
     assert s.index.debounce_ms == 300 and s.struggle.enabled is True
     text = "\n".join(s.problems)
-    for name in ("embedding.provider", "embedding.batchSize", "index.respectGitignore",
-                 "index.include", "struggle", "bogus", "LEO_INDEX_DEBOUNCE_MS"):
+    for name in (
+        "embedding.provider",
+        "embedding.batchSize",
+        "index.respectGitignore",
+        "index.include",
+        "struggle",
+        "bogus",
+        "LEO_INDEX_DEBOUNCE_MS",
+    ):
         assert name in text, (name, text)
 
 

@@ -16,8 +16,15 @@ ALLOW = Decision("x", True, "source file", "rules")
 
 
 def chunk(text: str, symbol: str, line: int = 0, path: str = "a.py") -> Chunk:
-    return Chunk(path=path, language="python", text=text, start_line=line,
-                 end_line=line + text.count("\n"), symbol=symbol, kind="function")
+    return Chunk(
+        path=path,
+        language="python",
+        text=text,
+        start_line=line,
+        end_line=line + text.count("\n"),
+        symbol=symbol,
+        kind="function",
+    )
 
 
 def vec(seed: int) -> np.ndarray:
@@ -34,16 +41,36 @@ def test_upsert_pending_vectors_and_reuse_across_files_and_restart(tmp_path: Pat
     s = open_store(db)
     assert s.backend == "sqlite-vec"
     a = [chunk("def parse_header(x): ...", "parse_header"), chunk("def total(y): ...", "total", 2)]
-    assert s.upsert_file("a.py", content_hash="h1", size=10, mtime_ns=1, language="python",
-                         decision=ALLOW, chunks=a) == 2
+    assert (
+        s.upsert_file(
+            "a.py",
+            content_hash="h1",
+            size=10,
+            mtime_ns=1,
+            language="python",
+            decision=ALLOW,
+            chunks=a,
+        )
+        == 2
+    )
     pending = s.pending()
     assert {p.hash for p in pending} == {c.hash for c in a}
     s.save_vectors([p.hash for p in pending], np.stack([vec(i) for i in range(len(pending))]))
     assert s.pending_count() == 0 and len(s.index) == 2
     # The same function body in another file reuses the stored vector: nothing new to embed.
     b = [chunk("def parse_header(x): ...", "parse_header", path="b.py")]
-    assert s.upsert_file("b.py", content_hash="h2", size=5, mtime_ns=1, language="python",
-                         decision=ALLOW, chunks=b) == 0
+    assert (
+        s.upsert_file(
+            "b.py",
+            content_hash="h2",
+            size=5,
+            mtime_ns=1,
+            language="python",
+            decision=ALLOW,
+            chunks=b,
+        )
+        == 0
+    )
     assert len(s.index) == 3
     s.close()
     s2 = open_store(db)
@@ -56,10 +83,24 @@ def test_upsert_pending_vectors_and_reuse_across_files_and_restart(tmp_path: Pat
 
 def test_reindex_replaces_chunks_atomically_and_delete_forgets(tmp_path: Path) -> None:
     s = open_store(tmp_path / "i.sqlite3")
-    s.upsert_file("a.py", content_hash="h1", size=1, mtime_ns=1, language="python",
-                  decision=ALLOW, chunks=[chunk("def alpha(): pass", "alpha")])
-    s.upsert_file("a.py", content_hash="h2", size=1, mtime_ns=2, language="python",
-                  decision=ALLOW, chunks=[chunk("def omega(): pass", "omega")])
+    s.upsert_file(
+        "a.py",
+        content_hash="h1",
+        size=1,
+        mtime_ns=1,
+        language="python",
+        decision=ALLOW,
+        chunks=[chunk("def alpha(): pass", "alpha")],
+    )
+    s.upsert_file(
+        "a.py",
+        content_hash="h2",
+        size=1,
+        mtime_ns=2,
+        language="python",
+        decision=ALLOW,
+        chunks=[chunk("def omega(): pass", "omega")],
+    )
     assert [h.symbol for h in s.chunks_of("a.py")] == ["omega"]
     assert s.lexical_search("alpha", 5) == []
     assert len(s.lexical_search("omega", 5)) == 1
@@ -71,8 +112,15 @@ def test_reindex_replaces_chunks_atomically_and_delete_forgets(tmp_path: Path) -
 def test_lexical_splits_identifiers() -> None:
     assert split_identifier("parseHTTPRequest_v2") == ["parse", "http", "request", "v2"]
     s = open_store(Path(":memory:"))
-    s.upsert_file("net.py", content_hash="h", size=1, mtime_ns=1, language="python",
-                  decision=ALLOW, chunks=[chunk("def parseHttpRequest(raw): ...", "parseHttpRequest")])
+    s.upsert_file(
+        "net.py",
+        content_hash="h",
+        size=1,
+        mtime_ns=1,
+        language="python",
+        decision=ALLOW,
+        chunks=[chunk("def parseHttpRequest(raw): ...", "parseHttpRequest")],
+    )
     assert len(s.lexical_search("parse the request", 5)) == 1
     assert s.lexical_search("unrelated words", 5) == []
     assert fts_query("the of a") is None  # stopwords only: no query at all
@@ -81,8 +129,15 @@ def test_lexical_splits_identifiers() -> None:
 def test_denied_file_has_no_chunks_and_decisions_are_audited(tmp_path: Path) -> None:
     s = open_store(tmp_path / "i.sqlite3")
     deny = Decision(".env", False, "environment file", "rules")
-    s.upsert_file(".env", content_hash="h", size=1, mtime_ns=1, language="text",
-                  decision=deny, chunks=[chunk("API_KEY=x", "")])
+    s.upsert_file(
+        ".env",
+        content_hash="h",
+        size=1,
+        mtime_ns=1,
+        language="text",
+        decision=deny,
+        chunks=[chunk("API_KEY=x", "")],
+    )
     assert s.chunks_of(".env") == []
     s.put_decision(deny, "h")
     s.record(deny)
@@ -96,8 +151,15 @@ def test_denied_file_has_no_chunks_and_decisions_are_audited(tmp_path: Path) -> 
 def test_model_change_drops_vectors_for_reembedding(tmp_path: Path) -> None:
     db = tmp_path / "i.sqlite3"
     s = open_store(db)
-    s.upsert_file("a.py", content_hash="h", size=1, mtime_ns=1, language="python",
-                  decision=ALLOW, chunks=[chunk("def f(): pass", "f")])
+    s.upsert_file(
+        "a.py",
+        content_hash="h",
+        size=1,
+        mtime_ns=1,
+        language="python",
+        decision=ALLOW,
+        chunks=[chunk("def f(): pass", "f")],
+    )
     s.save_vectors([p.hash for p in s.pending()], np.stack([vec(1)]))
     s.close()
     s2 = open_store(db, model="m2", dim=16)
@@ -115,13 +177,22 @@ def test_corrupt_database_is_moved_aside_and_rebuilt(tmp_path: Path) -> None:
 
 
 def test_numpy_fallback_when_vec_cannot_load(tmp_path: Path) -> None:
-    s = ProjectStore(tmp_path / "i.sqlite3", project_id="p", root="/r", dim=DIM, model_id="m",
-                     load_vec=False)
+    s = ProjectStore(
+        tmp_path / "i.sqlite3", project_id="p", root="/r", dim=DIM, model_id="m", load_vec=False
+    )
     assert s.backend == "numpy"
-    s.upsert_file("a.py", content_hash="h", size=1, mtime_ns=1, language="python",
-                  decision=ALLOW, chunks=[chunk("def f(): pass", "f")])
+    s.upsert_file(
+        "a.py",
+        content_hash="h",
+        size=1,
+        mtime_ns=1,
+        language="python",
+        decision=ALLOW,
+        chunks=[chunk("def f(): pass", "f")],
+    )
     s.save_vectors([p.hash for p in s.pending()], np.stack([vec(3)]))
     s.close()
-    s2 = ProjectStore(tmp_path / "i.sqlite3", project_id="p", root="/r", dim=DIM, model_id="m",
-                      load_vec=False)
+    s2 = ProjectStore(
+        tmp_path / "i.sqlite3", project_id="p", root="/r", dim=DIM, model_id="m", load_vec=False
+    )
     assert s2.vector_search(vec(3), 1)[0][1] == pytest.approx(1.0, abs=1e-3)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from leo_lsp.errors import InvalidArguments
 from leo_lsp.store.vector_index import VectorIndex
@@ -17,6 +18,13 @@ from leo_lsp.store.vector_index import VectorIndex
 F32 = npt.NDArray[np.float32]
 LANGS = ("python", "rust", "go")
 PROJECTS = ("alpha", "beta")
+
+
+@pytest.fixture(autouse=True)
+def one_blas_thread() -> Iterator[None]:
+    """The test data's own matrix products: two OpenBLAS threads on busy cores thrash."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 def clustered(n: int, dim: int, seed: int, n_queries: int = 0) -> tuple[F32, F32]:
