@@ -161,7 +161,9 @@ async def _cmd_health(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of `leo-lsp`."""
     args = _parser().parse_args(argv)
-    configure(args.verbose, args.log_file)
+    # In a shell the progress bar and the answer are the output; logs only on -v.
+    quiet = args.cmd is not None and not args.verbose and not args.log_file
+    configure(args.verbose, args.log_file, quiet=quiet)
     if args.data_dir:
         import os
 

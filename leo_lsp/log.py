@@ -73,8 +73,8 @@ class ClientLogHandler(logging.Handler):
             self._busy = False
 
 
-def configure(verbose: int = 0, log_file: str | None = None) -> None:
-    """Route leo's logs as JSON lines to stderr or `log_file`."""
+def configure(verbose: int = 0, log_file: str | None = None, *, quiet: bool = False) -> None:
+    """Route leo's logs as JSON lines to stderr or `log_file` (warnings only when `quiet`)."""
     handler: logging.Handler
     if log_file:
         Path(log_file).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -87,8 +87,8 @@ def configure(verbose: int = 0, log_file: str | None = None) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
-    level = logging.DEBUG if verbose >= 2 else logging.INFO if verbose == 1 else logging.INFO
-    logging.getLogger("leo_lsp").setLevel(level)
+    level = logging.DEBUG if verbose >= 2 else logging.INFO
+    logging.getLogger("leo_lsp").setLevel(logging.WARNING if quiet else level)
     logging.getLogger("pygls").setLevel(logging.DEBUG if verbose >= 3 else logging.WARNING)
 
 
