@@ -29,11 +29,14 @@ logger = logging.getLogger(__name__)
 
 def ensure_private_dir(path: Path) -> Path:
     """Create `path` (and parents) readable by the user only."""
+    # mkdir's mode applies to the leaf only: parents it creates (data/projects) get the umask's.
+    created = [p for p in (path, *path.parents) if not p.exists()]
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        os.chmod(path, 0o700)
-    except OSError:  # e.g. a read-only data dir: reported when the database fails to open
-        pass
+    for p in {path, *created}:
+        try:
+            os.chmod(p, 0o700)
+        except OSError:  # e.g. a read-only data dir: reported when the database fails to open
+            pass
     return path
 
 
@@ -52,6 +55,33 @@ class Services:
     # Optional services plug in here (built by their own modules' factories).
     struggles: Any = None
     cloud: Any = None
+
+    def apply_settings(self, new: Settings) -> list[str]:
+        """Take new settings live; return what needs a restart instead."""
+        current = self.settings
+        current.index = new.index
+        current.gatekeeper = new.gatekeeper
+        current.struggle = new.struggle
+        current.rate_limits = new.rate_limits
+        for project in self.registry.all():
+            old_gate = project.gate
+            project.gate = Gatekeeper(
+                project.root, new.gatekeeper, new.index, cache=project.store, audit=project.store
+            )
+            project.rules = project.gate.rules
+            closer = getattr(old_gate, "aclose", None)
+            if closer is not None:
+                self.indexer.spawn(closer())
+        if self.struggles is not None:
+            self.struggles.apply_settings(new.struggle)
+        if self.cloud is not None:
+            self.cloud.apply_rate_limits(new.rate_limits)
+        later = []
+        if new.embedding != current.embedding:
+            later.append("embedding")
+        if new.data_dir and new.data_dir != current.data_dir:
+            later.append("dataDir")
+        return later
 
     async def close(self) -> None:
         """Flush pending work and close databases and clients."""

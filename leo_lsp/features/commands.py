@@ -286,8 +286,8 @@ async def gatekeeper_decisions(ls: LeoServer, *args: Any) -> list[dict[str, Any]
         project = registry.for_path(path, create=False)
         if project is None:
             return []
-        rel = project.rel(path)
-        return await asyncio.to_thread(project.store.decisions, rel, a.limit)
+        # The gatekeeper audits absolute paths.
+        return await asyncio.to_thread(project.store.decisions, str(path), a.limit)
     rows: list[dict[str, Any]] = []
     for p in registry.all():
         rows.extend(await asyncio.to_thread(p.store.decisions, None, a.limit))

@@ -113,23 +113,11 @@ def did_change_configuration(ls: LeoServer, params: types.DidChangeConfiguration
     new = build_settings(raw)
     for problem in new.problems:
         ls.tell(f"leo: invalid option {problem}")
-    current = ls.services.settings
-    # Settings that take effect without rebuilding services; the data dir and embedding model
-    # need a restart (they decide which database and vectors are live).
-    current.index = new.index
-    current.gatekeeper = new.gatekeeper
-    current.struggle = new.struggle
-    current.rate_limits = new.rate_limits
-    if ls.services.cloud is not None:
-        ls.services.cloud.apply_rate_limits(new.rate_limits)
-    for project in ls.services.registry.all():
-        rules = getattr(project.rules, "settings", None)
-        if rules is not None:
-            project.rules.settings = new.index  # type: ignore[attr-defined]
-            project.rules.invalidate()  # type: ignore[attr-defined]
-    if new.embedding != current.embedding or (new.data_dir and new.data_dir != current.data_dir):
+    later = ls.services.apply_settings(new)
+    if later:
         ls.tell(
-            "leo: embedding and dataDir changes take effect after a restart", types.MessageType.Info
+            f"leo: {' and '.join(later)} changes take effect after a restart",
+            types.MessageType.Info,
         )
     logger.info("configuration updated")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -98,6 +98,13 @@ class Indexer:
         self.on_indexed: list[Callable[[Project, IndexOutcome], None]] = []
         # Open buffers keep their parse tree, so an edit re-parses and re-chunks incrementally.
         self._buffers: dict[str, ParsedDocument] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run background work, keeping a reference so it is not garbage-collected mid-flight."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # -- one file --------------------------------------------------------------------------
 

@@ -110,7 +110,7 @@ async def test_crawl_respects_gitignore_reports_progress_and_restart_reembeds_no
         assert res["results"][0]["symbol"] == "retryWithBackoff"
         assert res["results"][0]["language"] == "typescript"
         decisions = await command(lsp, "leo.gatekeeperDecisions", {"uri": (ws / ".env").as_uri()})
-        assert not decisions or decisions[0]["decision"] == "deny"
+        assert decisions[0]["decision"] == "deny" and decisions[0]["source"] in ("rules", "cache")
         # progress: begin, at least one report, end — for the crawl started by the command
         kinds = [[v.kind for v in values] for values in lsp.progress_reports.values()]
         assert any(k[0] == "begin" and "report" in k and k[-1] == "end" for k in kinds), kinds
@@ -184,5 +184,26 @@ async def test_invalid_option_falls_back_and_tells_the_user(tmp_path: Path) -> N
     try:
         await command(lsp, "leo.health")
         assert any("debounceMs" in m.message for m in lsp.messages), lsp.messages
+    finally:
+        await lsp.shutdown_session()
+
+
+async def test_did_change_configuration_applies_live(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path)
+    lsp = await start(ws, tmp_path / "data")
+    try:
+        await command(lsp, "leo.indexWorkspace", {})
+        res = await command(lsp, "leo.search", {"query": "retryWithBackoff", "mode": "lexical"})
+        assert res["results"]
+        lsp.workspace_did_change_configuration(
+            types.DidChangeConfigurationParams(settings={"leo": {"index": {"exclude": ["*.ts"]}}})
+        )
+        await command(lsp, "leo.indexWorkspace", {"force": True})
+        res = await command(lsp, "leo.search", {"query": "retryWithBackoff", "mode": "lexical"})
+        assert res["results"] == []
+        rows = await command(
+            lsp, "leo.gatekeeperDecisions", {"uri": (ws / "src" / "retry.ts").as_uri()}
+        )
+        assert rows[0]["decision"] == "deny"
     finally:
         await lsp.shutdown_session()
