@@ -66,7 +66,7 @@ class LeoProtocol(LanguageServerProtocol):
                 self.send_error(msg_id, INVALID_PARAMS, "Invalid Params: params must be structured")
                 return
         if not has_id and "method" not in message:
-            logger.warning("ignoring a message that is neither a request, response nor notification")
+            logger.warning("ignoring a message that is no request, response or notification")
             return
         if has_id and "method" not in message and not _valid_id(msg_id):
             logger.warning("ignoring a response with an invalid id")

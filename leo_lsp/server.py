@@ -57,7 +57,6 @@ class LeoServer(LanguageServer):
 def create_server() -> LeoServer:
     """Build the server and let each feature module register its handlers, in order."""
     from leo_lsp.features import FEATURES
-
     from leo_lsp.protocol import LeoProtocol
 
     server = LeoServer(protocol_cls=LeoProtocol)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,13 +86,38 @@ class Services:
 
     async def close(self) -> None:
         """Flush pending work and close databases and clients."""
+        await self.indexer.aclose()
         for extra in (self.cloud, self.struggles):
             closer = getattr(extra, "close", None)
             if closer is not None:
                 await closer()
+        for project in self.registry.all():
+            gate_closer = getattr(project.gate, "aclose", None)
+            if gate_closer is not None:
+                await gate_closer()
         self.registry.close()
         await self.embedder.close()
         self.user_db.close()
+
+
+def stored_dim(db_path: Path, model_id: str) -> int:
+    """The vector dimension a database recorded for `model_id` (0 if none or unreadable)."""
+    if not db_path.exists():
+        return 0
+    try:
+        conn = sqlite3.connect(f"{db_path.as_uri()}?mode=ro", uri=True)
+        try:
+            rows = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
+    if rows.get("model_id") != model_id:
+        return 0
+    try:
+        return max(0, int(rows.get("dim", 0)))
+    except ValueError:
+        return 0
 
 
 def build_services(settings: Settings, *, embedder: EmbeddingProvider | None = None) -> Services:
@@ -104,11 +130,14 @@ def build_services(settings: Settings, *, embedder: EmbeddingProvider | None = N
     def make_project(root: Path, name: str, single_file: Path | None) -> Project:
         pid = project_id_for(root, single_file)
         db_dir = ensure_private_dir(data_dir / "projects" / pid)
+        # A server's dimension is unknown while it is down: keep the stored vectors of the same
+        # model (or a placeholder table) until the first answer says (Indexer.model_changed).
+        dim = embedder.dim or stored_dim(db_dir / "index.sqlite3", embedder.model_id) or 1
         store = ProjectStore(
             db_dir / "index.sqlite3",
             project_id=pid,
             root=str(root),
-            dim=embedder.dim,
+            dim=dim,
             model_id=embedder.model_id,
         )
         if store.recovery_note:
@@ -121,6 +150,9 @@ def build_services(settings: Settings, *, embedder: EmbeddingProvider | None = N
     if user_db.recovery_note:
         notes.append(user_db.recovery_note)
     indexer = Indexer(registry, chunker, embedder, settings, detect_language)
+    model_hooks = getattr(embedder, "on_model_change", None)
+    if isinstance(model_hooks, list):
+        model_hooks.append(indexer.model_changed)
     search = SearchService(registry, embedder)
 
     async def search_hits(query: str, limit: int) -> list[SearchHit]:

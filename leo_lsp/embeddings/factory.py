@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import httpx
 
@@ -48,6 +48,9 @@ class FallbackEmbedder:
         """Why the local model is in use (None while the server is)."""
         self.fallback_since: float | None = None
         """`time.time()` of the switch to the local model."""
+        self.on_model_change: list[Callable[[], None]] = []
+        """Called when `model_id` or `dim` changes (a switch, or the server's dim learned)."""
+        remote.on_model_change.append(self._remote_changed)
 
     @property
     def using_fallback(self) -> bool:
@@ -82,6 +85,15 @@ class FallbackEmbedder:
                 self._switch(exc)
         return await self.local.embed_query(text)
 
+    async def probe(self) -> int:
+        """Learn the server's dimension, or switch to the local model if it cannot embed."""
+        if not self.using_fallback:
+            try:
+                await self.remote.probe()
+            except EmbeddingUnavailable as exc:
+                self._switch(exc)
+        return self.dim
+
     async def try_remote(self) -> bool:
         """Probe the server; if it answers, use it again (its model_id returns). True if in use."""
         if not self.using_fallback:
@@ -99,6 +111,7 @@ class FallbackEmbedder:
         self._active = self.remote
         self.fallback_reason = None
         self.fallback_since = None
+        self._changed()
         return True
 
     async def close(self) -> None:
@@ -117,6 +130,15 @@ class FallbackEmbedder:
         self._active = self.local
         self.fallback_reason = exc.message
         self.fallback_since = time.time()
+        self._changed()
+
+    def _remote_changed(self) -> None:
+        if not self.using_fallback:
+            self._changed()
+
+    def _changed(self) -> None:
+        for hook in self.on_model_change:
+            hook()
 
 
 def create_provider(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -65,6 +65,8 @@ class OpenAICompatEmbedder:
         self._dim: int | None = dim
         self._owns_client = owns_client
         self._doc_prefix, self._query_prefix = prefixes_for(model)
+        self.on_model_change: list[Callable[[], None]] = []
+        """Called when the dimension is learned: stores opened before must switch to it."""
 
     @property
     def model_id(self) -> str:
@@ -146,6 +148,8 @@ class OpenAICompatEmbedder:
         if self._dim is None:
             self._dim = got
             logger.info("embedding model %s has %d dimensions", self._model, got)
+            for hook in self.on_model_change:
+                hook()
         elif got != self._dim:
             raise EmbeddingUnavailable(
                 f"{self._model} returned {got}-dimensional vectors but {self._dim} were expected; "

@@ -117,6 +117,10 @@ async def index_workspace(ls: LeoServer, *args: Any) -> dict[str, Any]:
         for k, v in r.to_json().items():
             if isinstance(v, bool):
                 total[k] = total.get(k, False) or v
+            elif isinstance(v, list):
+                total[k] = [*total.get(k, []), *v]
+            elif isinstance(v, str):
+                total[k] = "; ".join(x for x in (total.get(k, ""), v) if x)
             else:
                 total[k] = total.get(k, 0) + v
     total["tookMs"] = round(max(r.took_ms for r in reports), 1)
@@ -162,22 +166,16 @@ async def health(ls: LeoServer, *args: Any) -> dict[str, Any]:
     services = ls.services
     projects = services.registry.all()
     backends = {p.store.backend for p in projects} or {"sqlite-vec"}
-    embed_error = services.indexer.embedding_error
+    embedding = await _embedding_health(services)
     return {
-        "status": "degraded" if embed_error else "ok",
+        "status": "ok" if embedding["status"] == "ok" else "degraded",
         "services": {
             "vectorDb": {
                 "status": "ok",
                 "backend": ",".join(sorted(backends)),
                 "projects": len(projects),
             },
-            "embedding": {
-                "status": "unavailable" if embed_error else "ok",
-                "provider": services.settings.embedding.provider,
-                "model": services.embedder.model_id,
-                "dim": services.embedder.dim,
-                "error": embed_error,
-            },
+            "embedding": embedding,
             "gatekeeper": _gatekeeper_health(services),
             "firebase": (
                 await services.cloud.health()
@@ -187,6 +185,28 @@ async def health(ls: LeoServer, *args: Any) -> dict[str, Any]:
         },
         "version": __version__,
     }
+
+
+async def _embedding_health(services: Any) -> dict[str, Any]:
+    """Which model is live, whether the server answers, and how many chunks wait for vectors."""
+    embedder = services.embedder
+    error = services.indexer.embedding_error
+    pending = 0
+    for p in services.registry.all():
+        pending += await asyncio.to_thread(p.store.pending_count, max_age=1.0)
+    fallback = bool(getattr(embedder, "using_fallback", False))
+    out: dict[str, Any] = {
+        "status": "unavailable" if error else "fallback" if fallback else "ok",
+        "provider": services.settings.embedding.provider,
+        "model": embedder.model_id,
+        "dim": embedder.dim,
+        "error": error,
+        "pending": pending,
+    }
+    if fallback:
+        out["fallbackReason"] = getattr(embedder, "fallback_reason", None)
+        out["configuredModel"] = embedder.remote.model_id
+    return out
 
 
 def _gatekeeper_health(services: Any) -> dict[str, Any]:
@@ -201,7 +221,7 @@ def _gatekeeper_health(services: Any) -> dict[str, Any]:
         out["llm"] = st.get("llm", out.get("llm"))
         if st.get("lastError"):
             out["lastError"] = st["lastError"]
-        for k, v in (st.get("counts") or {}).items():
+        for k, v in (st.get("decisions") or st.get("counts") or {}).items():
             counts[k] = counts.get(k, 0) + int(v)
     if out.get("llm") == "unreachable":
         out["status"] = "degraded"

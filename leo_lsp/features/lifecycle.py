@@ -83,6 +83,12 @@ async def initialized(ls: LeoServer, params: types.InitializedParams) -> None:
         ls.tell(f"leo: invalid option {problem}")
     for note in services.notes:
         ls.tell(f"leo: {note}")
+
+    def embedding_notice(available: bool, message: str) -> None:
+        kind = types.MessageType.Info if available else types.MessageType.Warning
+        ls.tell(f"leo: {message}", kind)
+
+    services.indexer.on_embedding_notice.append(embedding_notice)
     for project in services.registry.folders():
         start_crawl(ls, project)
     if services.cloud is not None:

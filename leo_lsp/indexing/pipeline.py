@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
@@ -30,6 +31,14 @@ Progress = Callable[[str, int], None]  # (message, percentage 0-100)
 # Chunks handed to the embedder per call: large enough for it to sort by length into full batches,
 # small enough that an edited buffer waits at most one call for the embedding lock.
 EMBED_WINDOW = 64
+
+# Chunks queued while the embedding server is down are retried in the background: the first retry
+# after RETRY_FIRST seconds, doubling (with jitter) up to RETRY_MAX, until every chunk has a vector.
+RETRY_FIRST = 2.0
+RETRY_MAX = 60.0
+
+# (available, message): the embedding server became unavailable, or is back and the queue drained.
+EmbeddingNotice = Callable[[bool, str], None]
 
 
 @dataclass
@@ -58,6 +67,7 @@ class CrawlReport:
     took_ms: float = 0.0
     cancelled: bool = False
     errors: list[str] = field(default_factory=list)
+    note: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """camelCase result for the client."""
@@ -72,6 +82,8 @@ class CrawlReport:
             "pending": self.pending,
             "tookMs": round(self.took_ms, 1),
             "cancelled": self.cancelled,
+            "errors": list(self.errors),
+            "note": self.note,
         }
 
 
@@ -99,6 +111,11 @@ class Indexer:
         # Open buffers keep their parse tree, so an edit re-parses and re-chunks incrementally.
         self._buffers: dict[str, ParsedDocument] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        self.on_embedding_notice: list[EmbeddingNotice] = []
+        self.retry_first = RETRY_FIRST
+        self.retry_max = RETRY_MAX
+        self._retry: asyncio.Task[None] | None = None
+        self._closed = False
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run background work, keeping a reference so it is not garbage-collected mid-flight."""
@@ -138,7 +155,7 @@ class Indexer:
                 rel, Decision(rel, state.allowed, "unchanged", "cache"), unchanged=True
             )
             if embed and state.allowed:
-                await self.embed_pending(project, paths=[rel])
+                outcome.pending = await self._embed_or_queue(project, rel)
             return outcome
         decision = await project.gate.decide(path, data, chash)
         decision = replace(decision, path=rel)
@@ -160,8 +177,7 @@ class Indexer:
         )
         outcome = IndexOutcome(rel, decision, len(chunks), pending)
         if embed and pending:
-            await self.embed_pending(project, paths=[rel])
-            outcome.pending = 0
+            outcome.pending = await self._embed_or_queue(project, rel)
         for hook in self.on_indexed:
             hook(project, outcome)
         return outcome
@@ -319,6 +335,17 @@ class Indexer:
 
     # -- embedding -------------------------------------------------------------------------
 
+    async def _embed_or_queue(self, project: Project, rel: str) -> int:
+        """Embed one file's pending chunks; if the server is down they stay queued (returned)."""
+        if self.embedding_error is not None and self._retry is not None and not self._retry.done():
+            # Known down: the background retry will embed them; do not wait on the server per edit.
+            return len(await asyncio.to_thread(project.store.pending, EMBED_WINDOW, [rel]))
+        try:
+            await self.embed_pending(project, paths=[rel])
+        except EmbeddingUnavailable:
+            return len(await asyncio.to_thread(project.store.pending, EMBED_WINDOW, [rel]))
+        return 0
+
     async def embed_pending(
         self,
         project: Project,
@@ -337,17 +364,104 @@ class Indexer:
                 try:
                     vectors = await self.embedder.embed_documents([p.text for p in batch])
                 except EmbeddingUnavailable as exc:
-                    self.embedding_error = exc.message
+                    self._embedding_failed(project, exc.message)
                     raise
                 self.embedding_error = None
                 self.embed_calls += len(batch)
-                await asyncio.to_thread(
-                    project.store.save_vectors, [p.hash for p in batch], vectors
-                )
+                store = project.store
+                if (store.model_id, store.dim) != (self.embedder.model_id, self.embedder.dim):
+                    # A new model (or a dimension learned only now): the old vectors go, and
+                    # this loop re-embeds every chunk with the model now live.
+                    await asyncio.to_thread(
+                        store.use_model, self.embedder.model_id, self.embedder.dim
+                    )
+                await asyncio.to_thread(store.save_vectors, [p.hash for p in batch], vectors)
             done += len(batch)
             if progress is not None:
                 progress(done)
         return done
+
+    def model_changed(self) -> None:
+        """The embedder's model or dimension changed: switch every store, re-embed behind.
+
+        Runs synchronously (hook of the provider) so that a query vector of the new model never
+        meets an index of the old one.
+        """
+        model_id, dim = self.embedder.model_id, self.embedder.dim
+        if dim <= 0:
+            return
+        switched = False
+        for project in self.registry.all():
+            try:
+                switched |= project.store.use_model(model_id, dim)
+            except LeoError as exc:
+                logger.error("cannot switch %s to %s: %s", project.id, model_id, exc.message)
+        if switched:
+            logger.warning("embedding model is now %s (%d dims): re-embedding", model_id, dim)
+            self._schedule_retry(first=0.0)
+
+    def _embedding_failed(self, project: Project, message: str) -> None:
+        first = self.embedding_error is None
+        self.embedding_error = message
+        if first:
+            pending = project.store.pending_count(max_age=5.0)
+            logger.warning("embedding unavailable: %s (%d chunks queued)", message, pending)
+            self._notify(
+                False,
+                f"the embedding server is unavailable ({message}); {pending} chunks are queued "
+                "and will be embedded when it is back. Lexical search works meanwhile.",
+            )
+        self._schedule_retry()
+
+    def _notify(self, available: bool, message: str) -> None:
+        for hook in self.on_embedding_notice:
+            try:
+                hook(available, message)
+            except Exception:
+                logger.exception("embedding notice hook failed")
+
+    def _schedule_retry(self, *, first: float | None = None) -> None:
+        """Start the one background task that embeds queued chunks (no-op if it runs)."""
+        if self._closed or (self._retry is not None and not self._retry.done()):
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        delay = self.retry_first if first is None else first
+        self._retry = loop.create_task(self._retry_pending(delay), name="embed queued chunks")
+
+    async def _retry_pending(self, delay: float) -> None:
+        """Embed every project's queued chunks, backing off while the server stays down."""
+        outage = self.embedding_error is not None
+        embedded = 0
+        while not self._closed:
+            # Backoff between attempts (with jitter so several leo instances do not align).
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            try:
+                for project in self.registry.all():
+                    embedded += await self.embed_pending(project)
+            except EmbeddingUnavailable:
+                outage = True
+                delay = min(max(delay, self.retry_first) * 2, self.retry_max)
+                logger.info("embedding still unavailable; next retry in ~%.0f s", delay)
+                continue
+            except Exception:  # e.g. a project closed meanwhile: try again later
+                logger.exception("embedding queued chunks failed")
+                delay = min(max(delay, self.retry_first) * 2, self.retry_max)
+                continue
+            break
+        if outage and not self._closed:
+            logger.info("embedding server is back: %d queued chunks embedded", embedded)
+            self._notify(True, f"the embedding server is back; {embedded} queued chunks embedded")
+
+    async def aclose(self) -> None:
+        """Stop background embedding (shutdown); queued chunks stay queued in the store."""
+        self._closed = True
+        task, self._retry = self._retry, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     # -- crawl -----------------------------------------------------------------------------
 
@@ -444,11 +558,20 @@ class Indexer:
                 def on_embedded(n: int) -> None:
                     say(f"Embedding {n}/{pending} chunks", 50 + int(50 * n / max(pending, 1)))
 
-                report.embedded = await self.embed_pending(
-                    project, progress=on_embedded, cancel=cancel
-                )
+                try:
+                    report.embedded = await self.embed_pending(
+                        project, progress=on_embedded, cancel=cancel
+                    )
+                except EmbeddingUnavailable as exc:
+                    # Chunks and lexical rows are stored; vectors follow when the server is back.
+                    report.errors.append(f"embedding: {exc.message}")
             report.cancelled = cancel.is_set()
         report.pending = await asyncio.to_thread(project.store.pending_count)
+        if report.pending and self.embedding_error is not None:
+            report.note = (
+                f"{report.pending} chunks are queued for embedding (the embedding server is "
+                "unavailable); lexical search covers them meanwhile"
+            )
         report.took_ms = (time.perf_counter() - t0) * 1000
         project.crawled = not report.cancelled
         say("Done", 100)

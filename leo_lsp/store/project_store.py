@@ -112,6 +112,26 @@ class ProjectStore:
     def _tx(self) -> _Transaction:
         return _Transaction(self._conn, self._lock)
 
+    def use_model(self, model_id: str, dim: int) -> bool:
+        """Switch to another embedding model (or a newly learned dimension) while open.
+
+        Returns True if stored vectors were dropped: every chunk is pending again.
+        """
+        with self._lock:
+            if (model_id, dim) == (self.model_id, self.dim):
+                return False
+            try:
+                dropped = schema.ensure_vector_table(
+                    self._conn, vec=self.vec_loaded, dim=dim, model_id=model_id
+                )
+            except DatabaseError as exc:
+                raise StoreError(f"cannot switch the index to {model_id}: {exc}") from exc
+            self.model_id, self.dim = model_id, dim
+            self.index = VectorIndex(dim)
+            self._pending_cache = None
+            self._load_index()
+        return dropped
+
     def _load_index(self) -> None:
         rows = self._conn.execute(
             """SELECT c.id, c.language, f.path, v.embedding
@@ -448,6 +468,33 @@ class ProjectStore:
                 logger.warning("lexical query %r failed: %s", match, exc)
                 return []
         return [(int(r[0]), -float(r[1])) for r in rows[:k]]
+
+    def vectors_of(self, ids: Sequence[int]) -> dict[int, npt.NDArray[np.float32]]:
+        """Stored vectors of chunk ids (chunks still pending are absent); for re-ranking."""
+        out: dict[int, npt.NDArray[np.float32]] = {}
+        with self._lock:
+            for i in range(0, len(ids), 500):
+                part = list(ids[i : i + 500])
+                rows = self._conn.execute(
+                    f"""SELECT c.id, v.embedding FROM chunks c
+                        JOIN vec_items vi ON vi.hash = c.hash JOIN vectors v ON v.rowid = vi.id
+                        WHERE c.id IN ({",".join("?" * len(part))})""",
+                    part,
+                ).fetchall()
+                for cid, blob in rows:
+                    out[int(cid)] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+    def continued(self, ids: Sequence[int]) -> set[int]:
+        """The ids among `ids` that are later parts of a split definition (they carry context)."""
+        if not ids:
+            return set()
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT id FROM chunks WHERE context != '' AND id IN ({','.join('?' * len(ids))})",
+                list(ids),
+            ).fetchall()
+        return {int(r[0]) for r in rows}
 
     def _paths_of(self, ids: Sequence[int]) -> dict[int, str]:
         if not ids:

@@ -8,6 +8,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from leo_lsp.errors import InvalidArguments
+from leo_lsp.gatekeeper.secrets import redact
+from leo_lsp.log import scrub
 from leo_lsp.settings import StruggleSettings
 from leo_lsp.struggle.detector import (
     RESOLVED,
@@ -79,6 +81,8 @@ class StruggleService:
         """leo.reportStruggle: count one reported error; attach a hint once it is a struggle."""
         if not message.strip():
             raise InvalidArguments("errorMessage: must not be empty", field="errorMessage")
+        # Error output quotes tokens and keys (401s, failed logins); none may reach the database.
+        message = scrub(redact(message)[0])
         event = self.detector.report(message, uri, line, language)
         await self._handle([event])
         out: dict[str, Any] = {

@@ -74,6 +74,7 @@ def make_folders(root: Path) -> tuple[Path, Path]:
 async def start_two(app: Path, tools: Path, data: Path) -> LanguageClient:
     """A server with two workspace folders (two projects)."""
     lsp = await ClientServerConfig(server_command=[sys.executable, "-m", "leo_lsp"]).start()
+    assert isinstance(lsp, LanguageClient)
     await lsp.initialize_session(
         types.InitializeParams(
             capabilities=client_capabilities("neovim"),

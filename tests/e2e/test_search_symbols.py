@@ -48,18 +48,24 @@ async def test_workspace_symbol_matches_search_ranking(tmp_path: Path) -> None:
         assert top.name == "remove_stock"
         assert top.kind == types.SymbolKind.Method
         assert top.container_name == "Inventory"
+        assert isinstance(top.location, types.Location)
         assert top.location.uri == path.as_uri()
         assert top.location.range.start.line == 7  # 0-based line of `def remove_stock`
         assert top.location.range.end.line == 10
 
         searched = await command(lsp, "leo.search", {"query": query, "limit": 50})
-        names = [(s.name, s.location.range.start.line) for s in symbols]
+        names = [
+            (s.name, s.location.range.start.line)
+            for s in symbols
+            if isinstance(s, types.SymbolInformation)
+        ]
         ranked = [(r["symbol"], r["range"]["start"]["line"]) for r in searched["results"]]
         assert names == ranked  # the same ranking, not a second one
 
         money = await lsp.workspace_symbol_async(
             types.WorkspaceSymbolParams(query="show an amount of cents as dollars")
         )
+        assert money and isinstance(money[0], types.SymbolInformation)
         assert money[0].name == "format_price"
         assert money[0].kind == types.SymbolKind.Function
         assert money[0].container_name == "inventory.py"  # top-level: the file is the container

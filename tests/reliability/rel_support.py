@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import queue
 import shutil
 import socket
 import struct
@@ -60,6 +59,7 @@ class RawLsp:
         self._cond = threading.Condition(self._lock)
         self.responses: dict[Any, dict[str, Any]] = {}
         self.notifications: list[dict[str, Any]] = []
+        self.null_errors: list[dict[str, Any]] = []  # answers to requests without a usable id
         self.garbage: list[bytes] = []  # frames from the server that were not valid JSON
         self._reader = threading.Thread(target=self._read_loop, daemon=True)
         self._reader.start()
@@ -112,6 +112,8 @@ class RawLsp:
             with self._cond:
                 if "method" in msg:
                     self.notifications.append(msg)
+                elif msg.get("id") is None:
+                    self.null_errors.append(msg)
                 else:
                     self.responses[json.dumps(msg.get("id"))] = msg
                 self._cond.notify_all()
@@ -258,6 +260,7 @@ class EmbeddingStub:
     def __init__(self, dim: int = 384) -> None:
         self.dim = dim
         self.fail = False
+        self.delay = 0.0  # seconds each embedding request takes (a slow server)
         self.requests = 0
         stub = self
 
@@ -280,6 +283,8 @@ class EmbeddingStub:
                 n = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(n) or b"{}")
                 stub.requests += 1
+                if stub.delay:
+                    time.sleep(stub.delay)  # a slow server, not synchronisation
                 if stub.fail:
                     self._send(500, {"error": {"message": "stub embedder is down"}})
                     return

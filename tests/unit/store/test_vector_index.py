@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from leo_lsp.errors import InvalidArguments
-from leo_lsp.store.vector_index import VectorIndex
+from leo_lsp.store.vector_index import VectorIndex, _top_indices
 
 F32 = npt.NDArray[np.float32]
 LANGS = ("python", "rust", "go")
@@ -354,3 +354,47 @@ def test_random_adds_and_removes_match_a_dict_model(
     assert {i for i, _ in approx} <= set(model)
     for i, score in approx:
         assert score == pytest.approx(float(model[i] @ query), abs=1e-5)
+
+
+def test_top_indices_matches_argpartition_on_large_inputs() -> None:
+    rng = np.random.default_rng(15)
+    n = 150_000
+    cases = {
+        "random": rng.standard_normal(n).astype(np.float32),
+        "ascending": np.arange(n, dtype=np.float32),
+        # The strided sample sees only zeros, so the threshold admits every row.
+        "hidden peaks": np.where(np.arange(n) % 9 == 4, rng.random(n), 0).astype(np.float32),
+        # The sample sees only the high rows, and fewer pass than asked: full fallback.
+        "sampled peaks": np.where(
+            np.arange(n) % (n // 16_384) == 0, 5 + rng.random(n), rng.random(n)
+        ).astype(np.float32),
+    }
+    for name, scores in cases.items():
+        for count in (10, 700, 20_000):
+            got = _top_indices(scores, count)
+            assert len(got) == count, name
+            assert np.sort(scores[got]).tolist() == np.sort(scores)[-count:].tolist(), name
+
+
+def test_path_verdicts_are_remembered_per_filter_and_survive_path_compaction() -> None:
+    vectors, queries = clustered(2000, 16, seed=16, n_queries=3)
+    index = VectorIndex(16, candidates=32)
+    unique_paths = [f"dir{i % 3}/f{i}.py" for i in range(2000)]
+    index.add(np.arange(2000), vectors, ["python"] * 2000, ["p"] * 2000, unique_paths)
+    calls: list[str] = []
+
+    def in_dir1(path: str) -> bool:
+        calls.append(path)
+        return path.startswith("dir1/")
+
+    first = index.search(queries[0], 5, path_filter=in_dir1)
+    judged = len(calls)
+    assert judged > 0 and all(unique_paths[i].startswith("dir1/") for i, _ in first)
+    assert index.search(queries[0], 5, path_filter=in_dir1) == first
+    assert len(calls) == judged  # the same filter object: no path judged twice
+    # Removing most rows compacts the path codes; remembered verdicts must not leak across.
+    index.remove(np.arange(0, 1990))
+    index.add([5000, 5001], vectors[:2], ["python"] * 2, ["p"] * 2, ["dir1/new.py", "dir2/x.py"])
+    survivors = {i for i, _ in index.search(queries[1], 20, path_filter=in_dir1)}
+    expected = {i for i in range(1990, 2000) if i % 3 == 1} | {5000}
+    assert survivors == expected
