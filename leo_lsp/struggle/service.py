@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -66,6 +67,10 @@ class StruggleService:
         """A file's full current diagnostics; returns the uris whose hints changed."""
         if not self.settings.enabled:
             return set()
+        # Messages can quote values (a token in a failing request): they are stored, so redact.
+        diagnostics = [
+            dataclasses.replace(d, message=scrub(redact(d.message)[0])) for d in diagnostics
+        ]
         events = self.detector.observe(uri, diagnostics, text)
         return await self._handle(events)
 
