@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from lsprotocol import types
 
 from leo_lsp.errors import LeoError
-from leo_lsp.features.diagnostics import observe_edits
+from leo_lsp.features.diagnostics import observe_edits, publish
 from leo_lsp.features.uris import uri_to_path
 from leo_lsp.indexing.pipeline import IndexOutcome
 from leo_lsp.server import LeoServer
@@ -31,6 +32,8 @@ def _schedule(
     version = doc.version if doc is not None else None
 
     def done(outcome: IndexOutcome) -> None:
+        if ls.services.struggles is not None and outcome.decision.allowed:
+            ls.services.indexer.spawn(_syntax_signal(ls, uri, path))
         # Tells clients (status bars, tests) that this buffer version is now searchable.
         ls.protocol.notify(
             "leo/indexed",
@@ -46,6 +49,15 @@ def _schedule(
     ls.services.indexer.schedule(
         path, text, language_id=language_id, delay_ms=delay_ms, on_done=done
     )
+
+
+async def _syntax_signal(ls: LeoServer, uri: str, path: Path) -> None:
+    """Feed the buffer's parse errors to struggle detection (the Helix case: no forwarding)."""
+    doc = ls.workspace.text_documents.get(uri)
+    if doc is None:
+        return
+    lines = ls.services.indexer.syntax_errors(path)
+    publish(ls, await ls.services.struggles.observe_syntax(uri, lines, doc.source))
 
 
 def did_open(ls: LeoServer, params: types.DidOpenTextDocumentParams) -> None:

@@ -641,6 +641,26 @@ class ParsedDocument:
         """The current chunks (a copy)."""
         return list(self._chunks)
 
+    def error_lines(self, limit: int = 50) -> list[int]:
+        """0-indexed lines of syntax errors (ERROR and MISSING nodes) in the current tree."""
+        tree = self._tree
+        if tree is None or not tree.root_node.has_error:
+            return []
+        lines: set[int] = set()
+        cursor = tree.walk()
+        # Iterative walk (deeply nested code must not hit the recursion limit), descending only
+        # into subtrees that contain an error.
+        while len(lines) < limit:
+            node = cursor.node
+            if node is not None and (node.is_error or node.is_missing):
+                lines.add(node.start_point[0])
+            elif node is not None and node.has_error and cursor.goto_first_child():
+                continue
+            while not cursor.goto_next_sibling():
+                if not cursor.goto_parent():
+                    return sorted(lines)
+        return sorted(lines)
+
     def update(self, new_text: str) -> list[Chunk]:
         """Apply the buffer's new text; re-parse incrementally and re-chunk what changed."""
         with self._lock:

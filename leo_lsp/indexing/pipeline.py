@@ -182,6 +182,11 @@ class Indexer:
             hook(project, outcome)
         return outcome
 
+    def syntax_errors(self, path: Path) -> list[int]:
+        """Lines with syntax errors in an open buffer's current parse (empty when clean)."""
+        doc = self._buffers.get(str(path))
+        return doc.error_lines() if doc is not None else []
+
     def _chunk(
         self, project: Project, rel: str, text: str, language: str, buffer_key: str | None
     ) -> list[Chunk]:

@@ -74,6 +74,12 @@ class StruggleService:
         events = self.detector.observe(uri, diagnostics, text)
         return await self._handle(events)
 
+    async def observe_syntax(self, uri: str, error_lines: list[int], text: str) -> set[str]:
+        """leo's own signal: parse errors that persist across edits (no client support needed)."""
+        if not self.settings.enabled:
+            return set()
+        return await self._handle(self.detector.observe_syntax_errors(uri, error_lines, text))
+
     async def observe_edit(self, uri: str, lines: range, text: str | None) -> set[str]:
         """Edit churn: the same lines rewritten again and again."""
         if not self.settings.enabled:
