@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,17 @@ async def initialize(ls: LeoServer, params: types.InitializeParams) -> None:
     if options is not None and not isinstance(options, dict):
         settings.problems.append("initializationOptions must be an object; using defaults")
     ls.settings = settings
-    ls.services = build_services(settings)
+    try:
+        ls.services = build_services(settings)
+    except (OSError, LeoError) as exc:
+        # An unusable data dir must not kill the session: index into a throwaway one and say so.
+        broken = settings.data_path
+        settings.data_dir = tempfile.mkdtemp(prefix="leo-fallback-")
+        ls.services = build_services(settings)
+        ls.services.notes.append(
+            f"cannot use the data dir {broken} ({exc}); this session's index lives in "
+            f"{settings.data_dir} and is not kept. Fix the path or set dataDir."
+        )
     await learn_dimension(ls.services.embedder)
     for root, name in _folders(params):
         if root.is_dir():
