@@ -39,6 +39,7 @@ from leo_lsp.embeddings.provider import EmbeddingProvider
 from leo_lsp.errors import EmbeddingUnavailable, InvalidArguments
 from leo_lsp.indexing.projects import Project, ProjectRegistry
 from leo_lsp.records import SearchHit
+from leo_lsp.store.lexical import name_view as lexical_name_view
 from leo_lsp.store.lexical import query_terms, split_identifier, stem
 from leo_lsp.store.project_store import path_filter_for
 
@@ -105,11 +106,6 @@ _SYNONYM_WORDS: dict[str, tuple[str, ...]] = {
 }
 SYNONYMS = {stem(k): tuple(stem(v) for v in vs) for k, vs in _SYNONYM_WORDS.items()}
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# Words of a signature line that say nothing about what the code does.
-_SIGNATURE_NOISE = frozenset(
-    """def async self cls class function fn func pub export const let var static public private
-    protected void return function module""".split()
-)
 
 
 @dataclass
@@ -180,21 +176,7 @@ class QueryTerms:
 
 def name_view(hit: SearchHit) -> str:
     """Scope and signature as plain words: `Message get all name failobj`."""
-    line = _signature_line(hit)
-    words = [w for w in _words(hit.scope) + _words(line) if w not in _SIGNATURE_NOISE]
-    return " ".join(words) or hit.symbol or "code"
-
-
-def _signature_line(hit: SearchHit) -> str:
-    first = ""
-    for raw in hit.snippet.splitlines():
-        line = raw.strip()
-        if not line or line.startswith(("#", "//", "@", "/*", "*")):
-            continue
-        first = first or line
-        if hit.symbol and hit.symbol in line:
-            return line
-    return first
+    return lexical_name_view(hit.symbol, hit.scope, hit.snippet)
 
 
 def _words(text: str) -> list[str]:
@@ -290,7 +272,7 @@ class SearchService:
         if mode == "hybrid" and qvec is not None and self.fusion == "rerank":
             await self._rerank(candidates, qvec, terms)
         hits = _collapse(candidates, q.limit)
-        pending = sum(p.store.pending_count() for p in projects) if projects else 0
+        pending = sum(p.store.pending_count(max_age=1.0) for p in projects) if projects else 0
         took = (time.perf_counter() - t0) * 1000
         if pending:
             notes.append(f"{pending} chunks are still being embedded; lexical results fill in")
@@ -384,10 +366,24 @@ class SearchService:
         head = candidates[: self.rerank_depth]
         if not head:
             return
-        views = [name_view(c.hit) for c in head]
-        vectors = await self.name_vectors(views)
-        if vectors is None:
-            return  # the embedder failed mid-query: keep the stage-one order
+        # Name-view vectors are embedded at indexing time; only chunks indexed before that
+        # (or still pending) need one embedded now.
+        stored: dict[int, npt.NDArray[np.float32]] = {}
+        by_project: dict[str, list[Candidate]] = {}
+        for c in head:
+            by_project.setdefault(c.project.id, []).append(c)
+        for group in by_project.values():
+            found = await asyncio.to_thread(
+                group[0].project.store.name_vectors_of, [c.hit.chunk_id for c in group]
+            )
+            stored.update({id(c): found[c.hit.chunk_id] for c in group if c.hit.chunk_id in found})
+        missing = [c for c in head if id(c) not in stored]
+        if missing:
+            fresh = await self.name_vectors([name_view(c.hit) for c in missing])
+            if fresh is None:
+                return  # the embedder failed mid-query: keep the stage-one order
+            stored.update({id(c): v for c, v in zip(missing, fresh, strict=True)})
+        vectors = [stored[id(c)] for c in head]
         floor = min(c.score for c in head)
         for c, v in zip(head, vectors, strict=True):
             c.features[FEATURES.index("name_vector")] = float(v @ qvec)

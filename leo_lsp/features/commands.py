@@ -156,6 +156,7 @@ async def index_file(ls: LeoServer, *args: Any) -> dict[str, Any]:
             "redactions": d.redactions,
         },
         "chunks": outcome.chunks,
+        "pending": outcome.pending,  # stored but not yet embedded (embedding server down)
         "projectId": project.id,
     }
 

@@ -31,6 +31,8 @@ Progress = Callable[[str, int], None]  # (message, percentage 0-100)
 # Chunks handed to the embedder per call: large enough for it to sort by length into full batches,
 # small enough that an edited buffer waits at most one call for the embedding lock.
 EMBED_WINDOW = 64
+# Pending chunks fetched (and length-sorted) at once.
+PENDING_WINDOW = 4096
 
 # Chunks queued while the embedding server is down are retried in the background: the first retry
 # after RETRY_FIRST seconds, doubling (with jitter) up to RETRY_MAX, until every chunk has a vector.
@@ -359,31 +361,43 @@ class Indexer:
         progress: Callable[[int], None] | None = None,
         cancel: asyncio.Event | None = None,
     ) -> int:
-        """Embed chunks without vectors (of `paths`, or all); return how many were stored."""
+        """Embed chunks without vectors (of `paths`, or all); return how many were stored.
+
+        Pending chunks are fetched in large windows and sorted by length, so the embedder's
+        batches are padded to near-equal lengths (padding to the longest of a random batch
+        halves the model's rate); the lock is released between slices so that an edited buffer
+        waits at most one slice.
+        """
         done = 0
         while cancel is None or not cancel.is_set():
-            async with self._embed_lock:
-                batch = await asyncio.to_thread(project.store.pending, EMBED_WINDOW, paths)
-                if not batch:
+            window = await asyncio.to_thread(project.store.pending, PENDING_WINDOW, paths)
+            if not window:
+                break
+            # Chunks before name views: chunk vectors are what k-NN search needs first.
+            window.sort(key=lambda p: (p.name_view, len(p.text)))
+            for start in range(0, len(window), EMBED_WINDOW):
+                if cancel is not None and cancel.is_set():
                     break
-                try:
-                    vectors = await self.embedder.embed_documents([p.text for p in batch])
-                except EmbeddingUnavailable as exc:
-                    self._embedding_failed(project, exc.message)
-                    raise
-                self.embedding_error = None
-                self.embed_calls += len(batch)
-                store = project.store
-                if (store.model_id, store.dim) != (self.embedder.model_id, self.embedder.dim):
-                    # A new model (or a dimension learned only now): the old vectors go, and
-                    # this loop re-embeds every chunk with the model now live.
-                    await asyncio.to_thread(
-                        store.use_model, self.embedder.model_id, self.embedder.dim
-                    )
-                await asyncio.to_thread(store.save_vectors, [p.hash for p in batch], vectors)
-            done += len(batch)
-            if progress is not None:
-                progress(done)
+                batch = window[start : start + EMBED_WINDOW]
+                async with self._embed_lock:
+                    try:
+                        vectors = await self.embedder.embed_documents([p.text for p in batch])
+                    except EmbeddingUnavailable as exc:
+                        self._embedding_failed(project, exc.message)
+                        raise
+                    self.embedding_error = None
+                    self.embed_calls += len(batch)
+                    store = project.store
+                    if (store.model_id, store.dim) != (self.embedder.model_id, self.embedder.dim):
+                        # A new model (or a dimension learned only now): the old vectors go,
+                        # and this loop re-embeds every chunk with the model now live.
+                        await asyncio.to_thread(
+                            store.use_model, self.embedder.model_id, self.embedder.dim
+                        )
+                    await asyncio.to_thread(store.save_vectors, [p.hash for p in batch], vectors)
+                done += len(batch)
+                if progress is not None:
+                    progress(done)
         return done
 
     def model_changed(self) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from leo_lsp.errors import StoreError
-from leo_lsp.records import Chunk, Decision, SearchHit
+from leo_lsp.records import Chunk, Decision, SearchHit, content_hash
 from leo_lsp.store import lexical, schema
 from leo_lsp.store.database import DatabaseError, open_checked
 from leo_lsp.store.vector_index import VectorIndex
@@ -42,11 +42,18 @@ class FileState:
 
 @dataclass(frozen=True, slots=True)
 class PendingChunk:
-    """A chunk whose vector is not yet stored."""
+    """A text (a chunk, or a chunk's name view) whose vector is not yet stored."""
 
     chunk_id: int
     hash: str
     text: str
+    name_view: bool = False
+
+
+def _name_columns(chunk: Chunk) -> tuple[str, str]:
+    view = lexical.name_view(chunk.symbol, chunk.scope, chunk.text)
+    # Prefixed so a name view never shares a hash (and a vector) with a chunk of the same text.
+    return view, content_hash("name\0" + view)
 
 
 def embed_text(chunk_text: str, context: str) -> str:
@@ -266,8 +273,8 @@ class ProjectStore:
                 cur = c.execute(
                     """INSERT INTO chunks (file_id, ordinal, hash, language, symbol, kind, scope,
                        start_line, end_line, start_col, end_col, start_byte, end_byte, text,
-                       context)
-                       VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                       context, name_text, name_hash)
+                       VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
                     (
                         file_id,
                         ordinal,
@@ -284,6 +291,7 @@ class ProjectStore:
                         ch.end_byte,
                         ch.text,
                         ch.context,
+                        *_name_columns(ch),
                     ),
                 )
                 chunk_id = int(cur.lastrowid)
@@ -345,20 +353,27 @@ class ProjectStore:
     def pending(
         self, limit: int = 10_000, paths: Sequence[str] | None = None
     ) -> list[PendingChunk]:
-        """Chunks without a stored vector, one per distinct content hash."""
-        sql = """SELECT MIN(c.id), c.hash, c.text, c.context FROM chunks c
-                 JOIN files f ON f.id = c.file_id
-                 LEFT JOIN vec_items vi ON vi.hash = c.hash
-                 WHERE vi.id IS NULL"""
+        """Texts without a stored vector, one per distinct hash: chunks first, then name views."""
+        where = ""
         args: list[Any] = []
         if paths:
-            sql += f" AND f.path IN ({','.join('?' * len(paths))})"
+            where = f" AND f.path IN ({','.join('?' * len(paths))})"
             args.extend(paths)
-        sql += " GROUP BY c.hash LIMIT ?"
-        args.append(limit)
+        chunks_sql = f"""SELECT MIN(c.id), c.hash, c.text, c.context FROM chunks c
+                 JOIN files f ON f.id = c.file_id
+                 LEFT JOIN vec_items vi ON vi.hash = c.hash
+                 WHERE vi.id IS NULL{where} GROUP BY c.hash LIMIT ?"""
+        names_sql = f"""SELECT MIN(c.id), c.name_hash, c.name_text FROM chunks c
+                 JOIN files f ON f.id = c.file_id
+                 LEFT JOIN vec_items vi ON vi.hash = c.name_hash
+                 WHERE c.name_hash != '' AND vi.id IS NULL{where} GROUP BY c.name_hash LIMIT ?"""
         with self._lock:
-            rows = self._conn.execute(sql, args).fetchall()
-        return [PendingChunk(r[0], r[1], embed_text(r[2], r[3])) for r in rows]
+            rows = self._conn.execute(chunks_sql, [*args, limit]).fetchall()
+            out = [PendingChunk(r[0], r[1], embed_text(r[2], r[3])) for r in rows]
+            if len(out) < limit:
+                rows = self._conn.execute(names_sql, [*args, limit - len(out)]).fetchall()
+                out.extend(PendingChunk(r[0], r[1], r[2], name_view=True) for r in rows)
+        return out
 
     def pending_count(self, *, max_age: float = 0.0) -> int:
         """How many distinct chunk contents still need a vector.
@@ -479,6 +494,23 @@ class ProjectStore:
                     f"""SELECT c.id, v.embedding FROM chunks c
                         JOIN vec_items vi ON vi.hash = c.hash JOIN vectors v ON v.rowid = vi.id
                         WHERE c.id IN ({",".join("?" * len(part))})""",
+                    part,
+                ).fetchall()
+                for cid, blob in rows:
+                    out[int(cid)] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+    def name_vectors_of(self, ids: Sequence[int]) -> dict[int, npt.NDArray[np.float32]]:
+        """Stored name-view vectors of chunk ids (absent while pending)."""
+        out: dict[int, npt.NDArray[np.float32]] = {}
+        with self._lock:
+            for i in range(0, len(ids), 500):
+                part = list(ids[i : i + 500])
+                rows = self._conn.execute(
+                    f"""SELECT c.id, v.embedding FROM chunks c
+                        JOIN vec_items vi ON vi.hash = c.name_hash
+                        JOIN vectors v ON v.rowid = vi.id
+                        WHERE c.name_hash != '' AND c.id IN ({",".join("?" * len(part))})""",
                     part,
                 ).fetchall()
                 for cid, blob in rows:

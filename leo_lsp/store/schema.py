@@ -95,7 +95,15 @@ def _v1(conn: Any) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [_v1]
+def _v2(conn: Any) -> None:
+    # A second, tiny embedded text per chunk: its name view (scope + signature words), used to
+    # re-rank search results without embedding anything at query time.
+    conn.execute("ALTER TABLE chunks ADD COLUMN name_text TEXT NOT NULL DEFAULT ''")
+    conn.execute("ALTER TABLE chunks ADD COLUMN name_hash TEXT NOT NULL DEFAULT ''")
+    conn.execute("CREATE INDEX IF NOT EXISTS chunks_name_hash ON chunks(name_hash)")
+
+
+MIGRATIONS: list[Migration] = [_v1, _v2]
 
 
 def migrate(conn: Any) -> int:

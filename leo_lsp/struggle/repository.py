@@ -240,7 +240,7 @@ class StruggleRepository:
         """Struggle history per signature, most recent first, as `leo.struggles` returns it.
 
         Each: {category, signature, message, occurrences, firstSeen, lastSeen (ISO 8601 UTC),
-        files: [uri…], resolved}.
+        files: [uri…], open (a hint is up in some file), resolved (no longer open)}.
         """
         where, params = ("WHERE project = ?", [project]) if project is not None else ("", [])
         rows = self.conn.execute(
@@ -269,6 +269,7 @@ class StruggleRepository:
                     "firstSeen": _iso(float(first)),
                     "lastSeen": _iso(float(last)),
                     "files": files,
+                    "open": bool(any_open),
                     "resolved": not any_open,
                 }
             )

@@ -13,6 +13,7 @@ from leo_lsp.gatekeeper.secrets import redact
 from leo_lsp.log import scrub
 from leo_lsp.settings import StruggleSettings
 from leo_lsp.struggle.detector import (
+    OPENED,
     RESOLVED,
     ObservedDiagnostic,
     StruggleDetector,
@@ -89,7 +90,11 @@ class StruggleService:
     async def report(
         self, message: str, uri: str | None, line: int | None, language: str | None
     ) -> dict[str, Any]:
-        """leo.reportStruggle: count one reported error; attach a hint once it is a struggle."""
+        """leo.reportStruggle: count one reported error; attach a hint once it is a struggle.
+
+        `open`: the error is a struggle now; `opened`: this very report made it one (a terminal
+        integration can notify once instead of on every run).
+        """
         if not message.strip():
             raise InvalidArguments("errorMessage: must not be empty", field="errorMessage")
         # Error output quotes tokens and keys (401s, failed logins); none may reach the database.
@@ -101,6 +106,7 @@ class StruggleService:
             "signature": event.signature,
             "occurrences": event.occurrences,
             "open": event.open,
+            "opened": event.kind == OPENED,
             "explanation": event.explanation,
         }
         hint = self._hints.get(event.uri, {}).get(event.signature)

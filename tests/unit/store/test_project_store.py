@@ -54,7 +54,9 @@ def test_upsert_pending_vectors_and_reuse_across_files_and_restart(tmp_path: Pat
         == 2
     )
     pending = s.pending()
-    assert {p.hash for p in pending} == {c.hash for c in a}
+    # each chunk's text, then each chunk's name view (scope + signature words) for re-ranking
+    assert {c.hash for c in a} < {p.hash for p in pending} and len(pending) == 4
+    assert {p.text for p in pending} >= {"parse header x", "total y"}
     s.save_vectors([p.hash for p in pending], np.stack([vec(i) for i in range(len(pending))]))
     assert s.pending_count() == 0 and len(s.index) == 2
     # The same function body in another file reuses the stored vector: nothing new to embed.
@@ -160,7 +162,8 @@ def test_model_change_drops_vectors_for_reembedding(tmp_path: Path) -> None:
         decision=ALLOW,
         chunks=[chunk("def f(): pass", "f")],
     )
-    s.save_vectors([p.hash for p in s.pending()], np.stack([vec(1)]))
+    pending = s.pending()
+    s.save_vectors([p.hash for p in pending], np.stack([vec(1 + i) for i in range(len(pending))]))
     s.close()
     s2 = open_store(db, model="m2", dim=16)
     assert s2.reembed_all and s2.pending_count() == 1 and len(s2.index) == 0
@@ -190,7 +193,8 @@ def test_numpy_fallback_when_vec_cannot_load(tmp_path: Path) -> None:
         decision=ALLOW,
         chunks=[chunk("def f(): pass", "f")],
     )
-    s.save_vectors([p.hash for p in s.pending()], np.stack([vec(3)]))
+    pending = s.pending()
+    s.save_vectors([p.hash for p in pending], np.stack([vec(3 + i) for i in range(len(pending))]))
     s.close()
     s2 = ProjectStore(
         tmp_path / "i.sqlite3", project_id="p", root="/r", dim=DIM, model_id="m", load_vec=False
