@@ -353,7 +353,9 @@ class ProjectStore:
     def pending(
         self, limit: int = 10_000, paths: Sequence[str] | None = None
     ) -> list[PendingChunk]:
-        """Texts without a stored vector, one per distinct hash: chunks first, then name views."""
+        """Texts without a stored vector, one per distinct hash: chunks first (those of the most
+        recently changed files first: they are what the developer is working on), then name views.
+        """
         where = ""
         args: list[Any] = []
         if paths:
@@ -362,7 +364,8 @@ class ProjectStore:
         chunks_sql = f"""SELECT MIN(c.id), c.hash, c.text, c.context FROM chunks c
                  JOIN files f ON f.id = c.file_id
                  LEFT JOIN vec_items vi ON vi.hash = c.hash
-                 WHERE vi.id IS NULL{where} GROUP BY c.hash LIMIT ?"""
+                 WHERE vi.id IS NULL{where} GROUP BY c.hash
+                 ORDER BY MAX(f.mtime_ns) DESC LIMIT ?"""
         names_sql = f"""SELECT MIN(c.id), c.name_hash, c.name_text FROM chunks c
                  JOIN files f ON f.id = c.file_id
                  LEFT JOIN vec_items vi ON vi.hash = c.name_hash
