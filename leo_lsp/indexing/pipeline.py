@@ -346,12 +346,17 @@ class Indexer:
         """Embed one file's pending chunks; if the server is down they stay queued (returned)."""
         if self.embedding_error is not None and self._retry is not None and not self._retry.done():
             # Known down: the background retry will embed them; do not wait on the server per edit.
-            return len(await asyncio.to_thread(project.store.pending, EMBED_WINDOW, [rel]))
+            return await self._pending_chunks(project, rel)
         try:
             await self.embed_pending(project, paths=[rel])
         except EmbeddingUnavailable:
-            return len(await asyncio.to_thread(project.store.pending, EMBED_WINDOW, [rel]))
+            return await self._pending_chunks(project, rel)
         return 0
+
+    @staticmethod
+    async def _pending_chunks(project: Project, rel: str) -> int:
+        pending = await asyncio.to_thread(project.store.pending, EMBED_WINDOW, [rel])
+        return sum(1 for p in pending if not getattr(p, "name_view", False))
 
     async def embed_pending(
         self,

@@ -118,6 +118,7 @@ def name_view(symbol: str, scope: str, text: str) -> str:
     Embedded beside each chunk: MiniLM matches a docstring-like query against these few words
     far better than against a whole body (a re-ranking signal measured in bench_quality).
     """
-    words = [w for w in _words(scope) + _words(signature_line(symbol, text))
-             if w not in _SIGNATURE_NOISE]
+    words = [
+        w for w in _words(scope) + _words(signature_line(symbol, text)) if w not in _SIGNATURE_NOISE
+    ]
     return " ".join(words) or symbol or "code"

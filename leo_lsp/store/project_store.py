@@ -253,8 +253,15 @@ class ProjectStore:
                 same = existing.get((ch.hash, ch.symbol, ch.kind, ch.scope))
                 if same:
                     chunk_id, coords = same.pop(0)
-                    new_coords = (ordinal, ch.start_line, ch.end_line, ch.start_col, ch.end_col,
-                                  ch.start_byte, ch.end_byte)
+                    new_coords = (
+                        ordinal,
+                        ch.start_line,
+                        ch.end_line,
+                        ch.start_col,
+                        ch.end_col,
+                        ch.start_byte,
+                        ch.end_byte,
+                    )
                     if coords != new_coords:
                         c.execute(
                             """UPDATE chunks SET ordinal=?, start_line=?, end_line=?, start_col=?,

@@ -91,7 +91,7 @@ def _v1(conn: Any) -> None:
             took_ms REAL NOT NULL,
             mode TEXT NOT NULL
         );
-        """
+        """,
     )
 
 

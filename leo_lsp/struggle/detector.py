@@ -18,7 +18,9 @@ Four inputs, all plain values:
   (absence means fixed). Re-publications for unchanged text count once.
 - `report`: an error from a terminal or test run.
 - `observe_syntax_errors`: leo's own parse errors (tree-sitter ERROR nodes) — they count when they
-  persist while the rest of the file is edited, or for longer than `syntax_grace_seconds`.
+  persist while the rest of the file is edited, or for longer than `syntax_grace_seconds`; never
+  while the developer is still typing the construct (edits that extend the text right below the
+  error, line after line: an open bracket or signature whose body is being written).
 - `observe_edit`: the same lines rewritten again and again (edit bursts separated by pauses or by
   edits elsewhere) within the window is a `churn` struggle.
 
@@ -185,7 +187,23 @@ class _FileState:
     version: str | None = None
     syntax_version: str | None = None
     syntax_line_texts: frozenset[str] = frozenset()
+    syntax_lines: list[str] = field(default_factory=list)  # the last parsed text, while broken
+    typing_end: int = -1  # the last line of the text being typed right below a syntax error
     bursts: list[_Burst] = field(default_factory=list)
+
+
+def _changed_lines(old: list[str], new: list[str]) -> tuple[int, int] | None:
+    """The first and last line of `new` that differ from `old` (common prefix/suffix), or None."""
+    if old == new:
+        return None
+    limit = min(len(old), len(new))
+    prefix = 0
+    while prefix < limit and old[prefix] == new[prefix]:
+        prefix += 1
+    suffix = 0
+    while suffix < limit - prefix and old[-1 - suffix] == new[-1 - suffix]:
+        suffix += 1
+    return prefix, max(prefix, len(new) - suffix - 1)
 
 
 def _context(lines: list[str], start: int, end: int) -> str:
@@ -320,10 +338,12 @@ class StruggleDetector:
             if 0 <= n < len(source_lines) and source_lines[n].strip()
         )
         previous_texts, state.syntax_line_texts = state.syntax_line_texts, line_texts
+        previous_lines, state.syntax_lines = state.syntax_lines, source_lines if lines else []
         sig = signature(SYNTAX_MESSAGE, lang)
         struggle = self._struggles.get((sig, uri))
         events: list[StruggleEvent] = []
         if not lines:
+            state.typing_end = -1
             if struggle is not None:
                 event = self._absent(struggle, now, text)
                 if event:
@@ -333,13 +353,24 @@ class StruggleDetector:
         if struggle is None:
             struggle = self._new(sig, uri, "syntax", lang, SYNTAX_MESSAGE, now, None)
             struggle.classification = classify("SyntaxError: invalid syntax", lang)
+            state.typing_end = lines[-1]
             counts = True
         else:
-            # The error persisted while the rest of the file changed, or for a long while: a
-            # developer mid-way through typing a line is not stuck.
-            counts = bool(line_texts & previous_texts) or (
-                now - struggle.first_seen >= self.syntax_grace_seconds
-            )
+            changed = _changed_lines(previous_lines, source_lines)
+            if (
+                changed is not None
+                and lines[0] < changed[0] <= max(state.typing_end, lines[-1]) + 1
+            ):
+                # The text right below the error grows line after line: the construct the parser
+                # cannot close yet is still being written (a list, a body under its signature).
+                state.typing_end = changed[1]
+                counts = False
+            else:
+                # The error persisted while the rest of the file changed, or for a long while: a
+                # developer mid-way through typing a line is not stuck.
+                counts = bool(line_texts & previous_texts) or (
+                    now - struggle.first_seen >= self.syntax_grace_seconds
+                )
         struggle.start_line, struggle.end_line = lines[0], lines[-1]
         struggle.context = _context(source_lines, lines[0], lines[-1])
         if counts:

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from leo_lsp.errors import InvalidArguments
@@ -156,18 +157,29 @@ class StruggleService:
                 self.repo.save_fix(event.fix, project)
 
 
+def _as_uri(path: str) -> str | None:
+    if path.startswith("file:"):
+        return path
+    return Path(path).as_uri() if Path(path).is_absolute() else None
+
+
 def hint_json(hint: Hint) -> dict[str, Any]:
-    """A hint as plain JSON (for leo.reportStruggle)."""
+    """A hint as plain JSON (for leo.reportStruggle), with the ranges its diagnostic has.
+
+    Ranges are LSP ranges (end exclusive: whole lines); `related[].uri` is a file URI (None for
+    a relative path), `path` is kept as the search gave it.
+    """
     return {
         "message": hint.message,
         "code": hint.code,
         "category": hint.category,
         "range": {
             "start": {"line": hint.start_line, "character": 0},
-            "end": {"line": hint.end_line, "character": 0},
+            "end": {"line": hint.end_line + 1, "character": 0},
         },
         "related": [
             {
+                "uri": _as_uri(r.path),
                 "path": r.path,
                 "startLine": r.start_line,
                 "endLine": r.end_line,
