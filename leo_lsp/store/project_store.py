@@ -456,6 +456,9 @@ class ProjectStore:
         path_filter: Callable[[str], bool] | None = None,
     ) -> list[tuple[int, float]]:
         """(chunk id, cosine) best first, from the in-memory index."""
+        if query.shape != (self.dim,):
+            # A query of another model (the store is switching models): no vector answer yet.
+            return []
         return self.index.search(query, k, languages=languages, path_filter=path_filter)
 
     def lexical_search(

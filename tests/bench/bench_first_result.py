@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -45,8 +46,13 @@ def main() -> None:
     work = a.work or Path(tempfile.mkdtemp(prefix="leo-first-"))
     task = work / "task"
     if not (task / "queries.jsonl").exists():
+        src = work / "src"
+        if not src.exists():
+            # The stdlib without installed packages (site-packages is not "the standard library").
+            ignore = shutil.ignore_patterns("site-packages", "__pycache__", "*.pyc")
+            shutil.copytree(a.src, src, ignore=ignore, symlinks=True)
         subprocess.run(
-            [sys.executable, str(KIT / "make_corpus.py"), str(a.src), str(task)]
+            [sys.executable, str(KIT / "make_corpus.py"), str(src), str(task)]
             + ["--max-queries", str(a.probes)],
             check=True,
             stdout=subprocess.DEVNULL,

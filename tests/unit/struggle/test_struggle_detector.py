@@ -169,13 +169,32 @@ def test_persistent_syntax_error_opens_but_typing_does_not() -> None:
     assert out == []
 
 
+def test_typing_below_an_unclosed_construct_is_not_a_struggle() -> None:
+    detector, clock = make()
+    uri = "file:///w/settings.py"
+    body = ["import os", "", "APPS = ["]
+    out = detector.observe_syntax_errors(uri, [2], "\n".join(body) + "\n")
+    for item in ("'users',", "'orders',", "'billing',", "'mail',", "'search',", "'admin',"):
+        clock.advance(3)  # past the time grace too: still typing the list
+        body.append("    " + item)
+        out += detector.observe_syntax_errors(uri, [2], "\n".join(body) + "\n")
+    assert out == []
+    # Then the developer leaves the list open and edits elsewhere: now the error persists.
+    for n in range(2):
+        clock.advance(3)
+        out += detector.observe_syntax_errors(uri, [3], f"x = {n}\n" + "\n".join(body) + "\n")
+    assert [e.kind for e in out] == ["opened"]  # 1 (first seen) + 1.5 + 2
+
+
 def test_syntax_fix_resolves_with_fix() -> None:
     detector, clock = make()
-    for n in range(3):
+    for n in range(3):  # edits further down, the broken signature stays
         clock.advance(2)
-        detector.observe_syntax_errors("file:///w/a.py", [0], f"def f(:\n    return {n}\n")
-    detector.observe_syntax_errors("file:///w/a.py", [], "def f():\n    return 2\n")
-    events = detector.observe_syntax_errors("file:///w/a.py", [], "def f():\n    return 3\n")
+        detector.observe_syntax_errors("file:///w/a.py", [0], f"def f(:\n    return 1\n\nx = {n}\n")
+    detector.observe_syntax_errors("file:///w/a.py", [], "def f():\n    return 1\n\nx = 2\n")
+    events = detector.observe_syntax_errors(
+        "file:///w/a.py", [], "def f():\n    return 1\n\nx = 3\n"
+    )
     assert [e.kind for e in events] == ["resolved"]
     assert events[0].fix is not None and "+def f():" in events[0].fix.diff
 

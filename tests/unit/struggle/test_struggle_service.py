@@ -31,3 +31,30 @@ async def test_forwarded_messages_are_redacted_before_they_are_stored() -> None:
     dump = "\n".join(conn.iterdump())
     assert TOKEN not in dump
     assert all(TOKEN not in h.message for h in svc.hints_for(uri))
+
+
+def test_hint_json_has_the_diagnostic_ranges_and_uris() -> None:
+    from leo_lsp.struggle.hints import Hint, Related
+    from leo_lsp.struggle.service import hint_json
+
+    hint = Hint(
+        uri="file:///w/a.py",
+        start_line=4,
+        end_line=4,
+        message="m",
+        code="struggle/type",
+        signature="python:1",
+        category="type",
+        related=[
+            Related("file:///w/b.py", 2, 2, "past fix of this error", "fix"),
+            Related("/w/c.py", 7, 9, "similar code: f", "similar"),
+            Related("src/d.py", 1, 1, "similar code: g", "similar"),
+        ],
+    )
+    out = hint_json(hint)
+    assert out["range"] == {
+        "start": {"line": 4, "character": 0},
+        "end": {"line": 5, "character": 0},
+    }
+    assert [r["uri"] for r in out["related"]] == ["file:///w/b.py", "file:///w/c.py", None]
+    assert out["related"][1]["path"] == "/w/c.py" and out["related"][1]["endLine"] == 9
