@@ -54,7 +54,8 @@ LEXICAL_WEIGHT = 0.35
 
 # How many candidates each ranker contributes per project, at least.
 MIN_POOL = 60
-# How many stage-one candidates get a name-view vector (each uncached one costs ~5 ms of CPU).
+# How many stage-one candidates stage two re-scores with their name-view vector (stored at
+# indexing time). Deeper was worse on the tune half (60: 0.519 vs 0.549 held-out MRR@10).
 RERANK_DEPTH = 20
 NAME_CACHE_SIZE = 50_000
 

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,8 @@ class StruggleService:
         self.detector = StruggleDetector(settings.threshold, settings.window_seconds)
         self.detector.fixes.load(fixes)
         self._hints: dict[str, dict[str, Hint]] = {}  # uri → signature → hint
+        self._generation: dict[tuple[str, str], int] = {}  # (uri, signature) → events handled
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leo-struggles")
 
     @property
     def on_event(self) -> list[EventHook]:
@@ -122,6 +125,8 @@ class StruggleService:
     def dismiss(self, signature: str, uri: str) -> None:
         """Quiet a hint for the window."""
         self.detector.dismiss(signature, uri)
+        key = (uri, signature)
+        self._generation[key] = self._generation.get(key, 0) + 1  # drop hints being built
         self._hints.get(uri, {}).pop(signature, None)
 
     def list(self, limit: int, project: str | None) -> list[dict[str, Any]]:
@@ -131,24 +136,44 @@ class StruggleService:
 
     async def _handle(self, events: Sequence[StruggleEvent]) -> set[str]:
         changed: set[str] = set()
+        loop = asyncio.get_running_loop()
+        # Observations of one file are handled concurrently and finish in any order (each awaits
+        # a save and a search). Stamp each event before the first await: a later event of the
+        # same struggle makes this one's result stale, so an older hint never overwrites a newer
+        # one nor comes back after the struggle resolved. Saves run on one writer thread in
+        # submission order, so a stored row never steps back either.
+        stamped = []
         for e in events:
+            key = (e.uri, e.signature)
+            self._generation[key] = self._generation.get(key, 0) + 1
             project = self._project_of(e.uri) if e.uri else ""
-            await asyncio.to_thread(self._save, e, project)
+            saved = loop.run_in_executor(self._writer, self._save, e, project)
+            stamped.append((e, key, self._generation[key], saved))
+        for e, key, generation, saved in stamped:
+            await saved
+            if self._generation.get(key) != generation:
+                continue
             hints = self._hints.setdefault(e.uri, {})
-            if e.kind == RESOLVED or not e.open:
+            if e.kind == RESOLVED or not e.open or self.detector.is_dismissed(e.signature, e.uri):
+                if e.kind == RESOLVED:
+                    del self._generation[key]
                 if hints.pop(e.signature, None) is not None:
                     changed.add(e.uri)
-                continue
-            if self.detector.is_dismissed(e.signature, e.uri):
                 continue
             try:
                 hint = await build_hint(e, self._search, self.detector.fixes_for(e.signature))
             except Exception:  # a hint without similar code beats no hint
                 logger.exception("building the hint for %s failed", e.signature)
                 continue
+            if self._generation.get(key) != generation:
+                continue
             hints[e.signature] = hint
             changed.add(e.uri)
         return changed
+
+    async def close(self) -> None:
+        """Finish pending writes (the server's shutdown awaits this)."""
+        await asyncio.to_thread(self._writer.shutdown, True)
 
     def _save(self, event: StruggleEvent, project: str) -> None:
         with self._lock:

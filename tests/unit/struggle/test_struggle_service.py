@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 
@@ -58,3 +59,56 @@ def test_hint_json_has_the_diagnostic_ranges_and_uris() -> None:
     }
     assert [r["uri"] for r in out["related"]] == ["file:///w/b.py", "file:///w/c.py", None]
     assert out["related"][1]["path"] == "/w/c.py" and out["related"][1]["endLine"] == 9
+
+
+class GatedSearch:
+    """A search whose first call waits until the test opens the gate (a slow search)."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.called = asyncio.Event()
+        self.calls = 0
+
+    async def __call__(self, query: str, limit: int) -> list[SearchHit]:
+        self.calls += 1
+        if self.calls == 1:
+            self.called.set()
+            await self.gate.wait()
+        return []
+
+    def reset(self) -> None:
+        self.gate.clear()
+        self.called.clear()
+        self.calls = 0
+
+
+async def test_a_slow_older_hint_never_overwrites_a_newer_one_or_outlives_the_fix() -> None:
+    conn = sqlite3.connect(":memory:", check_same_thread=False)
+    search = GatedSearch()
+    svc = StruggleService(StruggleSettings(threshold=3), conn, threading.RLock(), search, str)
+    uri = "file:///w/report.py"
+    diag = ObservedDiagnostic("TypeError: unsupported operand type(s) for +: 'int' and 'str'", 4, 4)
+    for attempt in range(2):
+        await svc.observe(uri, [diag], f"v{attempt}")
+    slow = asyncio.create_task(svc.observe(uri, [diag], "v2"))  # opens; its search hangs
+    await asyncio.wait_for(search.called.wait(), 30)
+    assert await svc.observe(uri, [diag], "v3") == {uri}
+    (hint,) = svc.hints_for(uri)
+    assert "seen 4 times" in hint.message
+    search.gate.set()
+    assert await slow == set()
+    (hint,) = svc.hints_for(uri)
+    assert "seen 4 times" in hint.message  # not the stale "3 times"
+    assert svc.list(10, None)[0]["occurrences"] == 4
+
+    # A hint still being built when the error is fixed does not come back afterwards.
+    search.reset()
+    slow = asyncio.create_task(svc.observe(uri, [diag], "v4"))
+    await asyncio.wait_for(search.called.wait(), 30)
+    await svc.observe(uri, [], "fixed 1")
+    assert await svc.observe(uri, [], "fixed 2") == {uri}
+    search.gate.set()
+    await slow
+    assert svc.hints_for(uri) == []
+    assert svc.list(10, None)[0]["open"] is False
+    await svc.close()
