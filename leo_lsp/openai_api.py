@@ -211,6 +211,9 @@ class OpenAICompatClient:
                 "model": model,
                 "messages": messages,
                 "temperature": 0,
+                # A structured decision is a few dozen tokens; a rambling model must not fill
+                # its context (servers keep generating after the client has given up).
+                "max_tokens": 256,
                 "stream": False,
                 "response_format": self._response_format(mode, schema, schema_name),
             }
