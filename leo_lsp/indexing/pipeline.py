@@ -483,9 +483,13 @@ class Indexer:
         """Stop background embedding (shutdown); queued chunks stay queued in the store."""
         self._closed = True
         task, self._retry = self._retry, None
-        if task is not None and not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        # Buffer re-indexes and background work end before the databases close under them.
+        pending = [t for t in (task, *self._debounced.values(), *self._background) if t]
+        for t in pending:
+            if not t.done():
+                t.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
 
     # -- crawl -----------------------------------------------------------------------------
 
