@@ -4,19 +4,25 @@ Ranking (hybrid mode), measured on the docstring→function task of tests/bench/
 
 1. Candidates: the vector index's top `pool` by cosine and FTS5's top `pool` by BM25 (query terms
    stemmed and prefix-matched, identifiers split), per project, filters applied in both.
-2. Stage one scores every candidate with a linear model over cheap signals: cosine, BM25
-   normalised by the query's best, how much of the symbol's and scope's name the query says
-   (with a few verb → name-prefix synonyms: "return" → get, "whether" → is/has), how many query
-   terms occur in the code, the chunk's length and kind, and whether it is the tail of a split
-   definition.
-3. Stage two embeds a short "name view" of the best `RERANK_DEPTH` candidates (scope and
-   signature, identifiers split into words: `Message get all name failobj`) and adds its cosine
-   with the query: a docstring-like query paraphrases the signature more closely than the body.
-   Those vectors are small and cached in memory (LRU), so a warm query costs no extra embedding.
+2. Every candidate is scored by one linear model over: cosine, BM25 normalised by the query's
+   best, the cosine of the chunk's "name view" (scope and signature as words, `Message get all
+   name failobj`, embedded at indexing time: a docstring-like query paraphrases the signature more
+   closely than the body), the larger of the two cosines (a match on either view counts), how
+   much of the symbol's and scope's name the query says (with a few verb → name-prefix synonyms:
+   "return" → get, "whether" → is/has), how many query terms occur in the code, the chunk's
+   length and kind, and whether it is the tail of a split definition.
+3. Chunks without a stored name vector yet (indexed by an older leo, or still pending) use their
+   code cosine in its place; those among the best `RERANK_DEPTH` get their name view embedded now
+   (cached in memory, LRU) and are re-scored.
 4. Overlapping chunks of the same file collapse to the best one.
 
-Weights were fitted (pairwise logistic loss) on one half of the task's queries and reported on
-the other half; RRF (the spine's first version) is kept as `fusion="rrf"` for comparison.
+Weights were fitted (softmax listwise loss, L2 0.03) on one half of the task's queries and
+reported on the other half. Measured on the tune half with a complete index: the earlier two
+stages (name cosine for the top 20 only) 0.558 MRR@10, name cosine for every candidate 0.567,
+plus the max of the two cosines 0.582. A k-NN over the name vectors as a third candidate source
+added no recall (the gold chunk was already a candidate in 93% of queries), and a second query
+embedding rewritten in identifier style ("get filename payload") added < 0.003: neither is used.
+RRF (the spine's first version) is kept as `fusion="rrf"` for comparison.
 Vector mode is the cosine ranking alone; lexical mode is stage one without the vector signals.
 """
 
@@ -41,7 +47,7 @@ from leo_lsp.indexing.projects import Project, ProjectRegistry
 from leo_lsp.records import SearchHit
 from leo_lsp.store.lexical import name_view as lexical_name_view
 from leo_lsp.store.lexical import query_terms, split_identifier, stem
-from leo_lsp.store.project_store import path_filter_for
+from leo_lsp.store.project_store import ProjectStore, path_filter_for
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +60,7 @@ LEXICAL_WEIGHT = 0.35
 
 # How many candidates each ranker contributes per project, at least.
 MIN_POOL = 60
-# How many stage-one candidates stage two re-scores with their name-view vector (stored at
-# indexing time). 20 was chosen on the tune half; 60 scored lower (0.519 vs 0.549 held out).
+# How many of the best candidates get a name view embedded at query time when none is stored.
 RERANK_DEPTH = 20
 NAME_CACHE_SIZE = 50_000
 
@@ -73,13 +78,17 @@ FEATURES = (
     "method",
     "class",
     "block",
+    "name_or_code",
 )
 _KIND_FEATURES = ("function", "method", "class", "block")
 
 # Fitted on the tune half of the task (see the module docstring); order as FEATURES.
-HYBRID_WEIGHTS = (4.99, 2.16, 3.52, 0.41, 1.2, 0.42, 0.94, 0.27, -0.03, 0.28, 0.35, -0.94, -0.42)
-STAGE1_WEIGHTS = (6.04, 1.56, 0.0, 0.83, 1.12, 1.43, 0.91, 0.4, -0.77, 1.02, 0.64, -1.68, -1.25)
-LEXICAL_WEIGHTS = (0.0, 4.57, 0.0, 1.3, 1.51, 0.83, 1.28, 0.48, -0.7, 0.78, 0.68, -1.56, -1.11)
+HYBRID_WEIGHTS = (
+    5.59, 1.77, 1.84, -0.66, 2.36, 0.76, 0.51, 0.34, -0.42, 1.08, 0.7, -2.03, -1.43, 6.56
+)  # fmt: skip
+LEXICAL_WEIGHTS = (
+    0.0, 4.57, 0.0, 1.3, 1.51, 0.83, 1.28, 0.48, -0.7, 0.78, 0.68, -1.56, -1.11, 0.0
+)  # fmt: skip
 
 # Query words and the name parts they usually stand for (docstrings say "Return the…" of
 # `get_…`, "Check whether…" of `is_…`). Keys and values are stemmed when the table is built.
@@ -156,6 +165,7 @@ class Candidate:
     rrf: float = 0.0
     features: list[float] = field(default_factory=list)
     score: float = 0.0
+    name_cosine: float | None = None  # None: no name-view vector stored for the chunk
 
 
 @dataclass(frozen=True)
@@ -188,16 +198,18 @@ def _overlap(parts: Sequence[str], terms: frozenset[str]) -> float:
     return sum(1 for p in parts if p in terms) / len(parts) if parts else 0.0
 
 
-def candidate_features(c: Candidate, terms: QueryTerms, name_cosine: float = 0.0) -> list[float]:
-    """The signals of FEATURES for one candidate (name_vector filled in by stage two)."""
+def candidate_features(c: Candidate, terms: QueryTerms) -> list[float]:
+    """The signals of FEATURES for one candidate (a missing name cosine counts as the cosine)."""
     hit = c.hit
+    cosine = c.cosine if c.cosine is not None else 0.0
+    name_cosine = c.name_cosine if c.name_cosine is not None else cosine
     name_parts = [stem(p) for p in split_identifier(hit.symbol)] if hit.symbol else []
     scope_parts = [stem(p) for p in split_identifier(hit.scope)] if hit.scope else []
     body = {stem(p) for p in _words(hit.snippet)}
     coverage = sum(1 for t in terms.stems if t in body) / len(terms.stems) if terms.stems else 0.0
     lines = max(1, hit.end_line - hit.start_line + 1)
     return [
-        c.cosine if c.cosine is not None else 0.0,
+        cosine,
         c.bm25,
         name_cosine,
         _overlap(name_parts, terms.stems),
@@ -207,6 +219,7 @@ def candidate_features(c: Candidate, terms: QueryTerms, name_cosine: float = 0.0
         math.log(lines),
         float(c.continued),
         *(float(hit.kind == k) for k in _KIND_FEATURES),
+        max(cosine, name_cosine),
     ]
 
 
@@ -309,10 +322,13 @@ class SearchService:
                 continue
             records = store.hits(ids)
             cosines = dict(vec)
+            names: dict[int, float] = {}
             if mode == "hybrid" and qvec is not None:
                 missing = [cid for cid, _ in lex if cid not in cosines]
                 for cid, v in store.vectors_of(missing).items():
                     cosines[cid] = float(v @ qvec)
+                if self.fusion == "rerank":
+                    names = self._name_cosines(store, ids, records, qvec)
             best = max((s for _, s in lex), default=0.0)
             bm25 = {cid: (s / best if best > 0 else 0.0) for cid, s in lex}
             vec_rank = {cid: r for r, (cid, _) in enumerate(vec)}
@@ -340,6 +356,7 @@ class SearchService:
                         sources,
                         cid in continued,
                         rrf,
+                        name_cosine=names.get(cid),
                     )
                 )
         floor = min((c.cosine for c in out if c.cosine is not None), default=0.0)
@@ -354,45 +371,48 @@ class SearchService:
             elif mode == "lexical":
                 c.score = _dot(LEXICAL_WEIGHTS, c.features)
             else:
-                c.score = _dot(STAGE1_WEIGHTS, c.features)
+                c.score = _dot(HYBRID_WEIGHTS, c.features)
         out.sort(key=lambda c: -c.score)
         return out
 
-    # -- stage two -------------------------------------------------------------------------
+    def _name_cosines(
+        self,
+        store: ProjectStore,
+        ids: Sequence[int],
+        records: dict[int, SearchHit],
+        qvec: npt.NDArray[np.float32],
+    ) -> dict[int, float]:
+        """Cosines of the candidates' name views: from the cache, else from the store."""
+        vectors: dict[int, npt.NDArray[np.float32]] = {}
+        views = {cid: name_view(records[cid]) for cid in ids if cid in records}
+        for cid, view in views.items():
+            found = self._names.get(view)
+            if found is not None:
+                vectors[cid] = found
+        # sqlite-vec reads cost ~0.1 ms a row, so the LRU cache (keyed by the view's text, which
+        # is what was embedded) keeps warm queries off the store.
+        stored = store.name_vectors_of([cid for cid in views if cid not in vectors])
+        for cid, vec in stored.items():
+            self._names.put(views[cid], vec)
+            vectors[cid] = vec
+        return {cid: float(v @ qvec) for cid, v in vectors.items()}
+
+    # -- name views embedded at query time --------------------------------------------------
 
     async def _rerank(
         self, candidates: list[Candidate], qvec: npt.NDArray[np.float32], terms: QueryTerms
     ) -> None:
-        """Add the name-view signal to the best candidates and re-sort them (in place)."""
-        head = candidates[: self.rerank_depth]
-        if not head:
+        """Embed the name views the store lacks among the best candidates; re-score, re-sort."""
+        missing = [c for c in candidates[: self.rerank_depth] if c.name_cosine is None]
+        if not missing:
             return
-        # Name-view vectors are embedded at indexing time; only chunks indexed before that
-        # (or still pending) need one embedded now.
-        stored: dict[int, npt.NDArray[np.float32]] = {}
-        by_project: dict[str, list[Candidate]] = {}
-        for c in head:
-            by_project.setdefault(c.project.id, []).append(c)
-        for group in by_project.values():
-            found = await asyncio.to_thread(
-                group[0].project.store.name_vectors_of, [c.hit.chunk_id for c in group]
-            )
-            stored.update({id(c): found[c.hit.chunk_id] for c in group if c.hit.chunk_id in found})
-        missing = [c for c in head if id(c) not in stored]
-        if missing:
-            fresh = await self.name_vectors([name_view(c.hit) for c in missing])
-            if fresh is None:
-                return  # the embedder failed mid-query: keep the stage-one order
-            stored.update({id(c): v for c, v in zip(missing, fresh, strict=True)})
-        vectors = [stored[id(c)] for c in head]
-        floor = min(c.score for c in head)
-        for c, v in zip(head, vectors, strict=True):
-            c.features[FEATURES.index("name_vector")] = float(v @ qvec)
+        fresh = await self.name_vectors([name_view(c.hit) for c in missing])
+        if fresh is None:
+            return  # the embedder failed mid-query: the code cosine stands in
+        for c, v in zip(missing, fresh, strict=True):
+            c.name_cosine = float(v @ qvec)
+            c.features = candidate_features(c, terms)
             c.score = _dot(HYBRID_WEIGHTS, c.features)
-        # Re-scored candidates stay above the rest: stage two only reorders the head.
-        shift = floor - min(c.score for c in head)
-        for c in head:
-            c.score += shift + 1e-6
         candidates.sort(key=lambda c: -c.score)
 
     async def name_vectors(self, views: Sequence[str]) -> list[npt.NDArray[np.float32]] | None:

@@ -147,6 +147,24 @@ class Indexer:
         rel = project.rel(path)
         if rel is None:
             raise NotFound(f"{path} is not inside project {project.id}")
+        limit = self.settings.index.max_file_bytes
+        if len(text) > limit:
+            # Over the limit in characters is over it in bytes: deny without encoding or
+            # hashing tens of megabytes on the event loop.
+            decision = Decision(
+                rel, False, f"larger than index.maxFileBytes ({limit} bytes)", "rules"
+            )
+            await asyncio.to_thread(
+                project.store.upsert_file,
+                rel,
+                content_hash=f"size:{len(text)}",
+                size=len(text) if size is None else size,
+                mtime_ns=mtime_ns,
+                language="",
+                decision=decision,
+                chunks=[],
+            )
+            return IndexOutcome(rel, decision)
         data = text.encode("utf-8", "surrogatepass")
         chash = content_hash(text)
         state = await asyncio.to_thread(project.store.file_state, rel)
@@ -580,11 +598,13 @@ class Indexer:
                 last_pct = pct
                 say(f"Chunking {i + 1}/{total}", pct)
         if not report.cancelled:
-            pending = await asyncio.to_thread(project.store.pending_count)
+            pending = await asyncio.to_thread(project.store.pending_texts)
             if pending:
 
                 def on_embedded(n: int) -> None:
-                    say(f"Embedding {n}/{pending} chunks", 50 + int(50 * n / max(pending, 1)))
+                    # Edits during the crawl add texts: never report past 100 %.
+                    n = min(n, pending)
+                    say(f"Embedding {n}/{pending}", 50 + int(50 * n / max(pending, 1)))
 
                 try:
                     report.embedded = await self.embed_pending(

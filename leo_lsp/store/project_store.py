@@ -403,6 +403,16 @@ class ProjectStore:
         self._pending_cache = (now, int(row[0]))
         return int(row[0])
 
+    def pending_texts(self) -> int:
+        """Everything still to embed: chunk texts plus name views (the crawl's progress total)."""
+        with self._lock:
+            row = self._conn.execute(
+                """SELECT COUNT(DISTINCT c.name_hash) FROM chunks c
+                   LEFT JOIN vec_items vi ON vi.hash = c.name_hash
+                   WHERE c.name_hash != '' AND vi.id IS NULL"""
+            ).fetchone()
+        return self.pending_count() + int(row[0])
+
     def save_vectors(self, hashes: Sequence[str], vectors: npt.NDArray[np.float32]) -> int:
         """Store vectors for content hashes (one transaction); return chunks made searchable."""
         if len(hashes) == 0:
