@@ -86,3 +86,10 @@ def open_checked(path: Path, *, load_vec: bool = True) -> tuple[Any, bool, str |
         logger.error("%s", note)
     conn, vec = connect(path, load_vec=load_vec)
     return conn, vec, note
+
+
+def open_reader(path: Path, *, load_vec: bool) -> tuple[Any, bool]:
+    """A second connection for reads (searches) to an existing database."""
+    conn, vec = connect(path, load_vec=load_vec)
+    conn.execute("PRAGMA query_only=ON")
+    return conn, vec

@@ -23,7 +23,7 @@ import numpy.typing as npt
 from leo_lsp.errors import StoreError
 from leo_lsp.records import Chunk, Decision, SearchHit, content_hash
 from leo_lsp.store import lexical, schema
-from leo_lsp.store.database import DatabaseError, open_checked
+from leo_lsp.store.database import DatabaseError, open_checked, open_reader
 from leo_lsp.store.vector_index import VectorIndex
 
 logger = logging.getLogger(__name__)
@@ -96,8 +96,17 @@ class ProjectStore:
             )
         except DatabaseError as exc:
             raise StoreError(f"cannot open the index at {self.db_path}: {exc}") from exc
+        # Searches read through their own connection: in WAL mode a reader never waits for the
+        # writer, so a search does not queue behind a crawl's vector writes.
+        if self.db_path == ":memory:":
+            self._reader, self._rlock = self._conn, self._lock
+        else:
+            self._reader, _ = open_reader(Path(self.db_path), load_vec=self.vec_loaded)
+            self._rlock = threading.RLock()
         self.index = VectorIndex(dim)
         self._pending_cache: tuple[float, int] | None = None
+        self._search_buf: list[tuple[float, int, int, float, str]] = []
+        self._search_buf_lock = threading.Lock()
         self._load_index()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -109,6 +118,10 @@ class ProjectStore:
 
     def close(self) -> None:
         """Close the connection (checkpointing the WAL)."""
+        if self._reader is not self._conn:
+            with self._rlock:
+                self._reader.close()
+        self._flush_searches()
         with self._lock:
             try:
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -423,6 +436,7 @@ class ProjectStore:
                 f"vector shape {vectors.shape} does not match {len(hashes)}×{self.dim}"
             )
         with self._tx() as c:
+            self._flush_searches(c)
             for h, v in zip(hashes, vectors, strict=True):
                 cur = c.execute(
                     "INSERT OR IGNORE INTO vec_items (hash, model) VALUES (?, ?)",
@@ -496,9 +510,9 @@ class ProjectStore:
         # Path globs are applied in Python (GLOB semantics differ from gitignore-style globs),
         # so over-fetch to keep k results after filtering.
         args.append(k * 8 if path_globs else k)
-        with self._lock:
+        with self._rlock:
             try:
-                rows = self._conn.execute(sql, args).fetchall()
+                rows = self._reader.execute(sql, args).fetchall()
                 if path_globs:
                     paths = self._paths_of([r[0] for r in rows])
                     rows = [r for r in rows if _glob_any(paths.get(r[0], ""), path_globs)]
@@ -510,10 +524,10 @@ class ProjectStore:
     def vectors_of(self, ids: Sequence[int]) -> dict[int, npt.NDArray[np.float32]]:
         """Stored vectors of chunk ids (chunks still pending are absent); for re-ranking."""
         out: dict[int, npt.NDArray[np.float32]] = {}
-        with self._lock:
+        with self._rlock:
             for i in range(0, len(ids), 500):
                 part = list(ids[i : i + 500])
-                rows = self._conn.execute(
+                rows = self._reader.execute(
                     f"""SELECT c.id, v.embedding FROM chunks c
                         JOIN vec_items vi ON vi.hash = c.hash JOIN vectors v ON v.rowid = vi.id
                         WHERE c.id IN ({",".join("?" * len(part))})""",
@@ -526,10 +540,10 @@ class ProjectStore:
     def name_vectors_of(self, ids: Sequence[int]) -> dict[int, npt.NDArray[np.float32]]:
         """Stored name-view vectors of chunk ids (absent while pending)."""
         out: dict[int, npt.NDArray[np.float32]] = {}
-        with self._lock:
+        with self._rlock:
             for i in range(0, len(ids), 500):
                 part = list(ids[i : i + 500])
-                rows = self._conn.execute(
+                rows = self._reader.execute(
                     f"""SELECT c.id, v.embedding FROM chunks c
                         JOIN vec_items vi ON vi.hash = c.name_hash
                         JOIN vectors v ON v.rowid = vi.id
@@ -544,8 +558,8 @@ class ProjectStore:
         """The ids among `ids` that are later parts of a split definition (they carry context)."""
         if not ids:
             return set()
-        with self._lock:
-            rows = self._conn.execute(
+        with self._rlock:
+            rows = self._reader.execute(
                 f"SELECT id FROM chunks WHERE context != '' AND id IN ({','.join('?' * len(ids))})",
                 list(ids),
             ).fetchall()
@@ -554,7 +568,7 @@ class ProjectStore:
     def _paths_of(self, ids: Sequence[int]) -> dict[int, str]:
         if not ids:
             return {}
-        rows = self._conn.execute(
+        rows = self._reader.execute(
             f"""SELECT c.id, f.path FROM chunks c JOIN files f ON f.id = c.file_id
                 WHERE c.id IN ({",".join("?" * len(ids))})""",
             list(ids),
@@ -565,8 +579,8 @@ class ProjectStore:
         """Chunk records for ids (missing ids are absent from the result)."""
         if not ids:
             return {}
-        with self._lock:
-            rows = self._conn.execute(
+        with self._rlock:
+            rows = self._reader.execute(
                 f"""SELECT c.id, f.path, c.start_line, c.end_line, c.start_col, c.end_col,
                            c.language, c.symbol, c.kind, c.scope, c.text
                     FROM chunks c JOIN files f ON f.id = c.file_id
@@ -594,8 +608,8 @@ class ProjectStore:
 
     def chunks_of(self, path: str) -> list[SearchHit]:
         """A file's chunks in order (for symbols, tests and hints)."""
-        with self._lock:
-            rows = self._conn.execute(
+        with self._rlock:
+            rows = self._reader.execute(
                 "SELECT c.id FROM chunks c JOIN files f ON f.id = c.file_id WHERE f.path = ? "
                 "ORDER BY c.ordinal",
                 (path,),
@@ -679,15 +693,29 @@ class ProjectStore:
     # -- stats -----------------------------------------------------------------------------
 
     def log_search(self, query_len: int, results: int, took_ms: float, mode: str) -> None:
-        """Record search activity (never the query text)."""
-        with self._tx() as c:
-            c.execute(
-                "INSERT INTO search_log (at, query_len, results, took_ms, mode) VALUES (?,?,?,?,?)",
-                (time.time(), query_len, results, took_ms, mode),
-            )
+        """Record search activity (never the query text).
+
+        Buffered: a search must not wait for the writer (a crawl's vector batch); the rows are
+        written with the next write or when stats are read.
+        """
+        with self._search_buf_lock:
+            self._search_buf.append((time.time(), query_len, results, took_ms, mode))
+
+    def _flush_searches(self, c: Any = None) -> None:
+        with self._search_buf_lock:
+            rows, self._search_buf = self._search_buf, []
+        if not rows:
+            return
+        sql = "INSERT INTO search_log (at, query_len, results, took_ms, mode) VALUES (?,?,?,?,?)"
+        if c is not None:
+            c.executemany(sql, rows)
+        else:
+            with self._tx() as conn:
+                conn.executemany(sql, rows)
 
     def stats(self) -> dict[str, Any]:
         """Files, chunks, languages, denied, pending, last indexed, searches."""
+        self._flush_searches()
         with self._lock:
             c = self._conn
             files = c.execute("SELECT COUNT(*) FROM files WHERE allowed = 1").fetchone()[0]
