@@ -148,11 +148,8 @@ ENV_ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
-def _camel(name: str) -> str:
+def camel_case(name: str) -> str:
+    """`max_file_bytes` → `maxFileBytes` (Python names to wire names)."""
     head, *rest = name.split("_")
     return head + "".join(p.title() for p in rest)
 
@@ -238,10 +235,10 @@ def _build_section(
     obj = cls()
     py_name = py_name or name
     for f in attrs.fields(cls):
-        wire = f"{name}.{_camel(f.name)}"
+        wire = f"{name}.{camel_case(f.name)}"
         sources: list[tuple[str, Any]] = []
         if isinstance(options, Mapping):
-            for key in (_camel(f.name), f.name):
+            for key in (camel_case(f.name), f.name):
                 if key in options:
                     sources.append((wire, options[key]))
                     break
@@ -270,7 +267,7 @@ def build_settings(
     if options and not isinstance(options, Mapping):
         problems.append("initializationOptions must be an object; using defaults")
     settings = Settings()
-    known = {_camel(f.name) for f in attrs.fields(Settings)} | {
+    known = {camel_case(f.name) for f in attrs.fields(Settings)} | {
         f.name for f in attrs.fields(Settings)
     }
     for key in options:
@@ -280,20 +277,20 @@ def build_settings(
         if f.name == "problems":
             continue
         if isinstance(f.type, type) and attrs.has(f.type):
-            section_opts = options.get(_camel(f.name), options.get(f.name, {}))
+            section_opts = options.get(camel_case(f.name), options.get(f.name, {}))
             if not isinstance(section_opts, Mapping):
-                problems.append(f"{_camel(f.name)}: expected an object; using defaults")
+                problems.append(f"{camel_case(f.name)}: expected an object; using defaults")
                 section_opts = {}
             setattr(
                 settings,
                 f.name,
-                _build_section(f.type, _camel(f.name), section_opts, env, problems, f.name),
+                _build_section(f.type, camel_case(f.name), section_opts, env, problems, f.name),
             )
         else:
             raw: Any = None
-            label = _camel(f.name)
-            if _camel(f.name) in options:
-                raw = options[_camel(f.name)]
+            label = camel_case(f.name)
+            if camel_case(f.name) in options:
+                raw = options[camel_case(f.name)]
             elif (f.name,) in env:
                 raw, label = env[(f.name,)], f"LEO_{f.name}".upper()
             if raw is not None:
@@ -311,7 +308,7 @@ def to_wire(settings: Settings) -> dict[str, Any]:
     def conv(obj: Any) -> Any:
         if attrs.has(type(obj)):
             return {
-                _camel(f.name): conv(getattr(obj, f.name))
+                camel_case(f.name): conv(getattr(obj, f.name))
                 for f in attrs.fields(type(obj))
                 if f.name != "problems"
             }
@@ -322,4 +319,4 @@ def to_wire(settings: Settings) -> dict[str, Any]:
     return out
 
 
-__all__ = ["Settings", "build_settings", "default_data_dir", "to_wire", "_snake"]
+__all__ = ["Settings", "build_settings", "camel_case", "default_data_dir", "to_wire"]

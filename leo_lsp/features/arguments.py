@@ -13,13 +13,9 @@ from typing import Any, TypeVar, Union, get_args, get_origin
 import attrs
 
 from leo_lsp.errors import InvalidArguments
+from leo_lsp.settings import camel_case
 
 T = TypeVar("T")
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(p.title() for p in rest)
 
 
 def _check(value: Any, tp: Any, field: str) -> Any:
@@ -90,7 +86,7 @@ def parse(cls: type[T], args: Sequence[Any] | None) -> T:
             f"expected an argument object, got {type(raw).__name__}", field="arguments"
         )
     fields = attrs.fields_dict(cls)  # type: ignore[arg-type]
-    by_wire = {_camel(name): name for name in fields}
+    by_wire = {camel_case(name): name for name in fields}
     unknown = [k for k in raw if k not in by_wire and k not in fields]
     if unknown:
         raise InvalidArguments(
