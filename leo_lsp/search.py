@@ -29,6 +29,7 @@ Vector mode is the cosine ranking alone; lexical mode is stage one without the v
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import re
@@ -190,8 +191,10 @@ def name_view(hit: SearchHit) -> str:
     return lexical_name_view(hit.symbol, hit.scope, hit.snippet)
 
 
-def _words(text: str) -> list[str]:
-    return [p for ident in _IDENT.findall(text) for p in split_identifier(ident)]
+@functools.lru_cache(maxsize=65_536)
+def _ident_stems(ident: str) -> tuple[str, ...]:
+    """Stemmed parts of one identifier; cached: a project repeats a bounded set of names."""
+    return tuple(stem(p) for p in split_identifier(ident))
 
 
 def _overlap(parts: Sequence[str], terms: frozenset[str]) -> float:
@@ -205,7 +208,7 @@ def candidate_features(c: Candidate, terms: QueryTerms) -> list[float]:
     name_cosine = c.name_cosine if c.name_cosine is not None else cosine
     name_parts = [stem(p) for p in split_identifier(hit.symbol)] if hit.symbol else []
     scope_parts = [stem(p) for p in split_identifier(hit.scope)] if hit.scope else []
-    body = {stem(p) for p in _words(hit.snippet)}
+    body = {p for ident in set(_IDENT.findall(hit.snippet)) for p in _ident_stems(ident)}
     coverage = sum(1 for t in terms.stems if t in body) / len(terms.stems) if terms.stems else 0.0
     lines = max(1, hit.end_line - hit.start_line + 1)
     return [

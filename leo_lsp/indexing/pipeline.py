@@ -540,6 +540,13 @@ class Indexer:
                     walk(project.root, project.rules.is_ignored_dir, should_stop=cancel.is_set)
                 )
             )
+        if cancel.is_set():
+            # A cancelled walk saw only part of the tree: nothing may be judged "removed" from it
+            # (a crawl superseded by a forced one would delete what the new one indexes).
+            report.cancelled = True
+            report.took_ms = (time.perf_counter() - t0) * 1000
+            say("Cancelled", 100)
+            return report
         states = await asyncio.to_thread(project.store.file_states)
         seen: set[str] = set()
         todo: list[FoundFile] = []

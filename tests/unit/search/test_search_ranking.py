@@ -14,6 +14,7 @@ from leo_lsp.indexing.chunker import Chunker
 from leo_lsp.indexing.projects import Project, ProjectRegistry
 from leo_lsp.records import Decision, SearchHit
 from leo_lsp.search import (
+    FEATURES,
     Candidate,
     QueryTerms,
     SearchQuery,
@@ -199,3 +200,41 @@ def test_collapse_keeps_the_best_of_overlapping_chunks() -> None:
     assert [(h.path, h.start_line) for h in hits] == [("/a.py", 10), ("/b.py", 20), ("/a.py", 31)]
     assert [h.score for h in hits] == [3.0, 1.5, 1.0]
     assert len(_collapse(ranked, 2)) == 2
+
+
+def _hit() -> SearchHit:
+    text = "    def get_unread_count(self):\n        return 0\n"
+    return SearchHit(
+        "m.py", 4, 5, 0, 0, 0.0, "python", "get_unread_count", "method", "Mailbox", text
+    )
+
+
+def test_name_cosine_features_fall_back_to_the_code_cosine() -> None:
+    terms = QueryTerms.of("the number of unread messages")
+    named = Candidate(None, _hit(), 0.4, 0.0, ["vector"], False, name_cosine=0.7)  # type: ignore[arg-type]
+    f = candidate_features(named, terms)
+    assert f[FEATURES.index("name_vector")] == pytest.approx(0.7)
+    assert f[FEATURES.index("name_or_code")] == pytest.approx(0.7)  # the larger of the two
+    unnamed = Candidate(None, _hit(), 0.4, 0.0, ["vector"], False)  # type: ignore[arg-type]
+    f = candidate_features(unnamed, terms)
+    assert f[FEATURES.index("name_vector")] == pytest.approx(0.4)  # no stored vector: the cosine
+    assert f[FEATURES.index("name_or_code")] == pytest.approx(0.4)
+
+
+async def test_every_candidate_gets_its_stored_name_cosine(
+    tmp_path: Path,
+    embedder: CountingEmbedder,
+) -> None:
+    svc = build(tmp_path, embedder)
+    project = svc.registry.all()[0]
+    qvec = await embedder.embed_query("split a header line into its name and value")
+    terms = QueryTerms.of("split a header line into its name and value")
+    before = embedder.documents
+    q = SearchQuery("split a header line into its name and value")
+    cands = svc._candidates([project], q, "hybrid", qvec, terms)
+    assert len(cands) > 1
+    stored = project.store.name_vectors_of([c.hit.chunk_id for c in cands])
+    for c in cands:  # each from the store, beyond any re-ranking depth
+        assert c.name_cosine == pytest.approx(float(stored[c.hit.chunk_id] @ qvec), abs=1e-5)
+    assert embedder.documents == before  # nothing embedded at query time
+    assert cands[0].hit.symbol == "parse_header_line"
