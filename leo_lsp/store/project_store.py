@@ -523,31 +523,23 @@ class ProjectStore:
 
     def vectors_of(self, ids: Sequence[int]) -> dict[int, npt.NDArray[np.float32]]:
         """Stored vectors of chunk ids (chunks still pending are absent); for re-ranking."""
-        out: dict[int, npt.NDArray[np.float32]] = {}
-        with self._rlock:
-            for i in range(0, len(ids), 500):
-                part = list(ids[i : i + 500])
-                rows = self._reader.execute(
-                    f"""SELECT c.id, v.embedding FROM chunks c
-                        JOIN vec_items vi ON vi.hash = c.hash JOIN vectors v ON v.rowid = vi.id
-                        WHERE c.id IN ({",".join("?" * len(part))})""",
-                    part,
-                ).fetchall()
-                for cid, blob in rows:
-                    out[int(cid)] = np.frombuffer(blob, dtype=np.float32)
-        return out
+        return self._vectors_by("hash", ids)
 
     def name_vectors_of(self, ids: Sequence[int]) -> dict[int, npt.NDArray[np.float32]]:
         """Stored name-view vectors of chunk ids (absent while pending)."""
+        return self._vectors_by("name_hash", ids)
+
+    def _vectors_by(self, column: str, ids: Sequence[int]) -> dict[int, npt.NDArray[np.float32]]:
+        assert column in ("hash", "name_hash")
         out: dict[int, npt.NDArray[np.float32]] = {}
         with self._rlock:
             for i in range(0, len(ids), 500):
                 part = list(ids[i : i + 500])
                 rows = self._reader.execute(
                     f"""SELECT c.id, v.embedding FROM chunks c
-                        JOIN vec_items vi ON vi.hash = c.name_hash
+                        JOIN vec_items vi ON vi.hash = c.{column}
                         JOIN vectors v ON v.rowid = vi.id
-                        WHERE c.name_hash != '' AND c.id IN ({",".join("?" * len(part))})""",
+                        WHERE c.{column} != '' AND c.id IN ({",".join("?" * len(part))})""",
                     part,
                 ).fetchall()
                 for cid, blob in rows:
