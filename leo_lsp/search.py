@@ -39,6 +39,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import attrs
 import numpy as np
 import numpy.typing as npt
 
@@ -119,9 +120,9 @@ SYNONYMS = {stem(k): tuple(stem(v) for v in vs) for k, vs in _SYNONYM_WORDS.item
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-@dataclass
+@attrs.define
 class SearchQuery:
-    """One search request."""
+    """One search request (also the `leo.search` argument object, camelCase on the wire)."""
 
     query: str
     limit: int = 10
@@ -433,6 +434,9 @@ class SearchService:
                 self._names.put(v, vec)
                 found[v] = vec
         return [vec for v in views if (vec := found[v]) is not None]
+
+
+attrs.resolve_types(SearchQuery)
 
 
 def _collapse(candidates: Sequence[Candidate], limit: int) -> list[SearchHit]:

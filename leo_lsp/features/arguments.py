@@ -109,16 +109,6 @@ def parse(cls: type[T], args: Sequence[Any] | None) -> T:
 
 
 @attrs.define
-class SearchArgs:
-    query: str
-    limit: int = 10
-    mode: str = "hybrid"
-    languages: list[str] | None = None
-    paths: list[str] | None = None
-    project_id: str | None = None
-
-
-@attrs.define
 class IndexWorkspaceArgs:
     force: bool = False
     project_id: str | None = None
@@ -145,5 +135,5 @@ class NoArgs:
     pass
 
 
-for _cls in (SearchArgs, IndexWorkspaceArgs, UriArgs, ProjectArgs, DecisionsArgs, NoArgs):
+for _cls in (IndexWorkspaceArgs, UriArgs, ProjectArgs, DecisionsArgs, NoArgs):
     attrs.resolve_types(_cls)

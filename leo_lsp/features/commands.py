@@ -18,7 +18,6 @@ from leo_lsp.features.arguments import (
     IndexWorkspaceArgs,
     NoArgs,
     ProjectArgs,
-    SearchArgs,
     UriArgs,
     parse,
 )
@@ -78,21 +77,19 @@ def hit_json(hit: SearchHit) -> dict[str, Any]:
 
 async def search(ls: LeoServer, *args: Any) -> dict[str, Any]:
     """leo.search {query, limit, mode, languages, paths, projectId}."""
-    a = parse(SearchArgs, args)
+    query = parse(SearchQuery, args)
     cloud = ls.services.cloud
     if cloud is not None:
         await cloud.check_rate("leo.search")  # RateLimited → -32006 with data.retryAfter
-    result = await ls.services.search.search(
-        SearchQuery(a.query, a.limit, a.mode, a.languages, a.paths, a.project_id)
-    )
+    result = await ls.services.search.search(query)
     if cloud is not None:
         # Metadata only (length, count, latency); queued for sync only for a verified user.
         await cloud.record_search(
-            query=a.query,
+            query=query.query,
             result_count=len(result.hits),
             latency_ms=result.took_ms,
             mode=result.mode,
-            project_id=await _linked_project(ls, a.project_id),
+            project_id=await _linked_project(ls, query.project_id),
         )
     return {
         "results": [hit_json(h) for h in result.hits],
