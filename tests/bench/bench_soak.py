@@ -65,7 +65,12 @@ def main() -> None:
     stub = EmbeddingStub() if args.stub else None
     data = tmp / "data"
     lsp = RawLsp(data, log_file=tmp / "leo.log")
-    options = {"dataDir": str(data), **(stub.options() if stub else {})}
+    # A soak sends thousands of searches an hour: lift the per-user search budget.
+    options = {
+        "dataDir": str(data),
+        "rateLimits": {"searchPerHour": 1_000_000},
+        **(stub.options() if stub else {}),
+    }
     t0 = time.monotonic()
     lsp.initialize(ws, options, timeout=120)
     first = lsp.result("leo.indexWorkspace", timeout=3600)
