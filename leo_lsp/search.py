@@ -44,6 +44,7 @@ import numpy as np
 import numpy.typing as npt
 
 from leo_lsp.embeddings.provider import EmbeddingProvider
+from leo_lsp.embeddings.registry import EmbedderRegistry
 from leo_lsp.errors import EmbeddingUnavailable, InvalidArguments
 from leo_lsp.indexing.projects import Project, ProjectRegistry
 from leo_lsp.records import SearchHit
@@ -232,21 +233,21 @@ def _dot(weights: Sequence[float], values: Sequence[float]) -> float:
 
 
 class _NameVectors:
-    """LRU cache of name-view vectors (text → vector), shared by every project."""
+    """LRU cache of name-view vectors ((model, text) → vector), shared by every project."""
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._items: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
+        self._items: OrderedDict[tuple[str, str], npt.NDArray[np.float32]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, text: str) -> npt.NDArray[np.float32] | None:
+    def get(self, text: tuple[str, str]) -> npt.NDArray[np.float32] | None:
         with self._lock:
             found = self._items.get(text)
             if found is not None:
                 self._items.move_to_end(text)
             return found
 
-    def put(self, text: str, vector: npt.NDArray[np.float32]) -> None:
+    def put(self, text: tuple[str, str], vector: npt.NDArray[np.float32]) -> None:
         with self._lock:
             self._items[text] = vector
             self._items.move_to_end(text)
@@ -264,9 +265,12 @@ class SearchService:
         *,
         fusion: str = "rerank",
         rerank_depth: int = RERANK_DEPTH,
+        embedders: EmbedderRegistry | None = None,
     ) -> None:
         self.registry = registry
         self.embedder = embedder
+        # A project switching models is searched with its old (serving) model's query vector.
+        self.embedders = embedders or EmbedderRegistry(embedder)
         self.fusion = fusion
         self.rerank_depth = rerank_depth
         self._names = _NameVectors(NAME_CACHE_SIZE)
@@ -278,25 +282,53 @@ class SearchService:
         projects = [self.registry.get(q.project_id)] if q.project_id else self.registry.all()
         mode = q.mode
         notes: list[str] = []
-        qvec: npt.NDArray[np.float32] | None = None
+        qvecs: dict[str, npt.NDArray[np.float32]] = {}
         if mode != "lexical":
-            try:
-                qvec = await self.embedder.embed_query(q.query)
-            except EmbeddingUnavailable as exc:
-                notes.append(f"vector search unavailable ({exc.message}); lexical results only")
+            qvecs, error = await self.query_vectors(q.query, projects)
+            if error is not None:
+                notes.append(f"vector search unavailable ({error}); lexical results only")
+            if not qvecs:
                 mode = "lexical"
         terms = QueryTerms.of(q.query)
-        candidates = await asyncio.to_thread(self._candidates, projects, q, mode, qvec, terms)
+        candidates = await asyncio.to_thread(self._candidates, projects, q, mode, qvecs, terms)
+        qvec = qvecs.get(self.embedder.model_id)
         if mode == "hybrid" and qvec is not None and self.fusion == "rerank":
             await self._rerank(candidates, qvec, terms)
         hits = _collapse(candidates, q.limit)
-        pending = sum(p.store.pending_count(max_age=1.0) for p in projects) if projects else 0
+        pending = sum(p.store.pending_count(max_age=1.0) for p in projects if not p.store.switching)
         took = (time.perf_counter() - t0) * 1000
         if pending:
             notes.append(f"{pending} chunks are still being embedded; lexical results fill in")
+        if q.mode != "lexical":
+            notes.extend(_switch_notes(projects, qvecs))
         for p in projects:
             p.store.log_search(len(q.query), len(hits), took, mode)
         return SearchResult(hits, took, mode, pending, notes)
+
+    async def query_vectors(
+        self, query: str, projects: Sequence[Project]
+    ) -> tuple[dict[str, npt.NDArray[np.float32]], str | None]:
+        """The query embedded once per model serving `projects` (by model_id), and the last
+        embedding error. A model leo has no provider for is absent (its projects: lexical only).
+        """
+        models = dict.fromkeys(p.store.serving_model for p in projects) or {
+            self.embedder.model_id: None
+        }
+        out: dict[str, npt.NDArray[np.float32]] = {}
+        error: str | None = None
+        for model in models:
+            provider = self.embedders.get(model)
+            if provider is None:
+                continue
+            try:
+                vector = await provider.embed_query(query)
+            except EmbeddingUnavailable as exc:
+                error = exc.message
+                continue
+            # A FallbackEmbedder that fell back mid-call answered with another model.
+            if provider.model_id == model:
+                out[model] = vector
+        return out, error
 
     # -- stage one -------------------------------------------------------------------------
 
@@ -305,7 +337,7 @@ class SearchService:
         projects: Sequence[Project],
         q: SearchQuery,
         mode: str,
-        qvec: npt.NDArray[np.float32] | None,
+        qvecs: dict[str, npt.NDArray[np.float32]],
         terms: QueryTerms,
     ) -> list[Candidate]:
         """Every project's candidates with stage-one scores, best first."""
@@ -315,10 +347,14 @@ class SearchService:
         out: list[Candidate] = []
         for project in projects:
             store = project.store
+            model = store.serving_model
+            qvec = qvecs.get(model)
             vec: list[tuple[int, float]] = []
             lex: list[tuple[int, float]] = []
             if mode in ("hybrid", "vector") and qvec is not None:
-                vec = store.vector_search(qvec, pool, languages=languages, path_filter=pf)
+                vec = store.vector_search(
+                    qvec, pool, languages=languages, path_filter=pf, model=model
+                )
             if mode in ("hybrid", "lexical"):
                 lex = store.lexical_search(q.query, pool, languages=languages, path_globs=q.paths)
             ids = list(dict.fromkeys([cid for cid, _ in vec] + [cid for cid, _ in lex]))
@@ -329,10 +365,10 @@ class SearchService:
             names: dict[int, float] = {}
             if mode == "hybrid" and qvec is not None:
                 missing = [cid for cid, _ in lex if cid not in cosines]
-                for cid, v in store.vectors_of(missing).items():
+                for cid, v in store.vectors_of(missing, model=model).items():
                     cosines[cid] = float(v @ qvec)
                 if self.fusion == "rerank":
-                    names = self._name_cosines(store, ids, records, qvec)
+                    names = self._name_cosines(store, ids, records, qvec, model)
             best = max((s for _, s in lex), default=0.0)
             bm25 = {cid: (s / best if best > 0 else 0.0) for cid, s in lex}
             vec_rank = {cid: r for r, (cid, _) in enumerate(vec)}
@@ -385,19 +421,20 @@ class SearchService:
         ids: Sequence[int],
         records: dict[int, SearchHit],
         qvec: npt.NDArray[np.float32],
+        model: str,
     ) -> dict[int, float]:
         """Cosines of the candidates' name views: from the cache, else from the store."""
         vectors: dict[int, npt.NDArray[np.float32]] = {}
         views = {cid: name_view(records[cid]) for cid in ids if cid in records}
         for cid, view in views.items():
-            found = self._names.get(view)
+            found = self._names.get((model, view))
             if found is not None:
                 vectors[cid] = found
-        # sqlite-vec reads cost ~0.1 ms a row, so the LRU cache (keyed by the view's text, which
-        # is what was embedded) keeps warm queries off the store.
-        stored = store.name_vectors_of([cid for cid in views if cid not in vectors])
+        # sqlite-vec reads cost ~0.1 ms a row, so the LRU cache (keyed by the model and the
+        # view's text, which is what was embedded) keeps warm queries off the store.
+        stored = store.name_vectors_of([cid for cid in views if cid not in vectors], model=model)
         for cid, vec in stored.items():
-            self._names.put(views[cid], vec)
+            self._names.put((model, views[cid]), vec)
             vectors[cid] = vec
         return {cid: float(v @ qvec) for cid, v in vectors.items()}
 
@@ -407,7 +444,12 @@ class SearchService:
         self, candidates: list[Candidate], qvec: npt.NDArray[np.float32], terms: QueryTerms
     ) -> None:
         """Embed the name views the store lacks among the best candidates; re-score, re-sort."""
-        missing = [c for c in candidates[: self.rerank_depth] if c.name_cosine is None]
+        model = self.embedder.model_id  # qvec's model: other projects' vectors are not comparable
+        missing = [
+            c
+            for c in candidates[: self.rerank_depth]
+            if c.name_cosine is None and c.project.store.serving_model == model
+        ]
         if not missing:
             return
         fresh = await self.name_vectors([name_view(c.hit) for c in missing])
@@ -421,7 +463,8 @@ class SearchService:
 
     async def name_vectors(self, views: Sequence[str]) -> list[npt.NDArray[np.float32]] | None:
         """Vectors of name views, embedding only those not cached; None if the embedder fails."""
-        found = {v: self._names.get(v) for v in dict.fromkeys(views)}
+        model = self.embedder.model_id
+        found = {v: self._names.get((model, v)) for v in dict.fromkeys(views)}
         missing = [v for v, vec in found.items() if vec is None]
         if missing:
             try:
@@ -429,14 +472,35 @@ class SearchService:
             except EmbeddingUnavailable as exc:
                 logger.info("name re-ranking skipped: %s", exc.message)
                 return None
+            if self.embedder.model_id != model:
+                return None  # the embedder fell back to another model mid-call
             for v, vec in zip(missing, fresh, strict=True):
                 vec = np.asarray(vec, dtype=np.float32)
-                self._names.put(v, vec)
+                self._names.put((model, v), vec)
                 found[v] = vec
         return [vec for v in views if (vec := found[v]) is not None]
 
 
 attrs.resolve_types(SearchQuery)
+
+
+def _switch_notes(
+    projects: Sequence[Project], qvecs: dict[str, npt.NDArray[np.float32]]
+) -> list[str]:
+    """Why projects switching models answered lexically: no query vector of their old model."""
+    progress: dict[str, list[int]] = {}
+    for p in projects:
+        if p.store.serving_model in qvecs:
+            continue
+        state = p.store.switch_progress(max_age=1.0)
+        if state is not None:
+            counts = progress.setdefault(state["to"], [0, 0])
+            counts[0] += state["done"]
+            counts[1] += state["total"]
+    return [
+        f"re-embedding with {model}: {done} of {total} done; lexical results meanwhile"
+        for model, (done, total) in progress.items()
+    ]
 
 
 def _collapse(candidates: Sequence[Candidate], limit: int) -> list[SearchHit]:

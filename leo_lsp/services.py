@@ -13,6 +13,7 @@ from urllib.parse import unquote, urlparse
 from leo_lsp.cloud.service import CloudService
 from leo_lsp.embeddings.factory import create_provider
 from leo_lsp.embeddings.provider import EmbeddingProvider
+from leo_lsp.embeddings.registry import EmbedderRegistry
 from leo_lsp.gatekeeper.gate import Gatekeeper
 from leo_lsp.indexing.chunker import Chunker
 from leo_lsp.indexing.languages import detect_language
@@ -56,6 +57,7 @@ class Services:
     # Optional services plug in here (built by their own modules' factories).
     struggles: Any = None
     cloud: Any = None
+    embedders: EmbedderRegistry | None = None  # providers by model_id (old models' queries)
 
     def apply_settings(self, new: Settings) -> list[str]:
         """Take new settings live; return what needs a restart instead."""
@@ -84,6 +86,21 @@ class Services:
             later.append("dataDir")
         return later
 
+    def model_states(self) -> list[dict[str, Any]]:
+        """Per project: the model serving searches and, while a switch runs, its progress."""
+        out: list[dict[str, Any]] = []
+        for project in self.registry.all():
+            state: dict[str, Any] = {"projectId": project.id, "model": project.store.serving_model}
+            progress = project.store.switch_progress(max_age=1.0)
+            if progress is not None:
+                state["reembedding"] = {
+                    "to": progress["to"],
+                    "done": progress["done"],
+                    "total": progress["total"],
+                }
+            out.append(state)
+        return out
+
     async def close(self) -> None:
         """Flush pending work and close databases and clients."""
         await self.indexer.aclose()
@@ -96,12 +113,17 @@ class Services:
             if gate_closer is not None:
                 await gate_closer()
         self.registry.close()
+        if self.embedders is not None:
+            await self.embedders.close()
         await self.embedder.close()
         self.user_db.close()
 
 
 def stored_dim(db_path: Path, model_id: str) -> int:
-    """The vector dimension a database recorded for `model_id` (0 if none or unreadable)."""
+    """The vector dimension a database recorded for `model_id` (0 if none or unreadable).
+
+    Looks at the serving and the target model (schema v3) and the single model of older ones.
+    """
     if not db_path.exists():
         return 0
     try:
@@ -112,12 +134,17 @@ def stored_dim(db_path: Path, model_id: str) -> int:
             conn.close()
     except sqlite3.Error:
         return 0
-    if rows.get("model_id") != model_id:
-        return 0
-    try:
-        return max(0, int(rows.get("dim", 0)))
-    except ValueError:
-        return 0
+    for model_key, dim_key in (
+        ("serving_model", "serving_dim"),
+        ("target_model", "target_dim"),
+        ("model_id", "dim"),
+    ):
+        if rows.get(model_key) == model_id:
+            try:
+                return max(0, int(rows.get(dim_key, 0)))
+            except ValueError:
+                return 0
+    return 0
 
 
 def build_services(settings: Settings, *, embedder: EmbeddingProvider | None = None) -> Services:
@@ -150,10 +177,12 @@ def build_services(settings: Settings, *, embedder: EmbeddingProvider | None = N
     if user_db.recovery_note:
         notes.append(user_db.recovery_note)
     indexer = Indexer(registry, chunker, embedder, settings, detect_language)
+    embedders = EmbedderRegistry(embedder)
+    indexer.embedders = embedders
     model_hooks = getattr(embedder, "on_model_change", None)
     if isinstance(model_hooks, list):
         model_hooks.append(indexer.model_changed)
-    search = SearchService(registry, embedder)
+    search = SearchService(registry, embedder, embedders=embedders)
 
     async def search_hits(query: str, limit: int) -> list[SearchHit]:
         return (await search.search(SearchQuery(query=query, limit=limit))).hits
@@ -180,4 +209,5 @@ def build_services(settings: Settings, *, embedder: EmbeddingProvider | None = N
         notes=notes,
         struggles=struggles,
         cloud=cloud,
+        embedders=embedders,
     )

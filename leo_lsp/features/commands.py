@@ -204,6 +204,8 @@ async def _embedding_health(services: Any) -> dict[str, Any]:
     if fallback:
         out["fallbackReason"] = getattr(embedder, "fallback_reason", None)
         out["configuredModel"] = embedder.remote.model_id
+    # Per project: the model answering searches, and the re-embedding while a switch runs.
+    out["projects"] = await asyncio.to_thread(services.model_states)
     return out
 
 

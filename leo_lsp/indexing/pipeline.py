@@ -3,6 +3,12 @@
 Lexical rows are written as soon as a file is chunked, so search answers from the first second;
 vectors follow in length-sorted batches across files, which is what keeps the embedder at its raw
 rate. Buffers being edited are debounced per document and embedded ahead of the crawl.
+
+When the embedding model changes, every store keeps serving its old model's vectors while the
+background retry re-embeds with the new one; an edited buffer is embedded with both (when the old
+model's provider is at hand), so it is searchable at once. While a `FallbackEmbedder` runs on its
+local model, a probe of the server backs off from PROBE_FIRST to PROBE_MAX seconds; when the server
+answers, its model becomes the target again.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from leo_lsp.embeddings.provider import EmbeddingProvider
+from leo_lsp.embeddings.registry import EmbedderRegistry
 from leo_lsp.errors import EmbeddingUnavailable, LeoError, NotFound
 from leo_lsp.indexing.chunker import ParsedDocument
 from leo_lsp.indexing.crawler import FoundFile, walk
@@ -38,6 +45,12 @@ PENDING_WINDOW = 4096
 # after RETRY_FIRST seconds, doubling (with jitter) up to RETRY_MAX, until every chunk has a vector.
 RETRY_FIRST = 2.0
 RETRY_MAX = 60.0
+
+# While on the local fallback, the embedding server is probed after PROBE_FIRST seconds, doubling
+# up to PROBE_MAX: a server back after a restart is used again within minutes, and a server that
+# stays down costs one request every five minutes.
+PROBE_FIRST = 30.0
+PROBE_MAX = 300.0
 
 # (available, message): the embedding server became unavailable, or is back and the queue drained.
 EmbeddingNotice = Callable[[bool, str], None]
@@ -117,6 +130,11 @@ class Indexer:
         self.retry_first = RETRY_FIRST
         self.retry_max = RETRY_MAX
         self._retry: asyncio.Task[None] | None = None
+        self.probe_first = PROBE_FIRST
+        self.probe_max = PROBE_MAX
+        self._probe: asyncio.Task[bool] | None = None
+        # Providers by model_id, to embed edits with a switching store's serving model too.
+        self.embedders: EmbedderRegistry = EmbedderRegistry(embedder)
         self._closed = False
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
@@ -362,6 +380,8 @@ class Indexer:
 
     async def _embed_or_queue(self, project: Project, rel: str) -> int:
         """Embed one file's pending chunks; if the server is down they stay queued (returned)."""
+        if project.store.switching:
+            await self._embed_serving(project, rel)
         if self.embedding_error is not None and self._retry is not None and not self._retry.done():
             # Known down: the background retry will embed them; do not wait on the server per edit.
             return await self._pending_chunks(project, rel)
@@ -370,6 +390,30 @@ class Indexer:
         except EmbeddingUnavailable:
             return await self._pending_chunks(project, rel)
         return 0
+
+    async def _embed_serving(self, project: Project, rel: str) -> None:
+        """While a store switches models: give one file's new chunks vectors of the model that
+        serves searches too, so an edit is found by meaning before the switch completes.
+        """
+        store = project.store
+        model = store.serving_model
+        provider = self.embedders.get(model)
+        if provider is None:
+            return
+        pending = await asyncio.to_thread(store.pending, EMBED_WINDOW, [rel], model=model)
+        if not pending:
+            return
+        # Not under the embedding lock: the re-embedding holds it while it waits for the new
+        # model's provider, and this is another provider (a local one has its own batch lock).
+        try:
+            vectors = await provider.embed_documents([p.text for p in pending])
+        except EmbeddingUnavailable as exc:
+            logger.info("cannot embed %s with %s meanwhile: %s", rel, model, exc.message)
+            return
+        if provider.model_id != model:
+            return  # a FallbackEmbedder fell back mid-call: not this model's vectors
+        self.embed_calls += len(pending)
+        await asyncio.to_thread(store.save_vectors, [p.hash for p in pending], vectors, model=model)
 
     @staticmethod
     async def _pending_chunks(project: Project, rel: str) -> int:
@@ -395,6 +439,9 @@ class Indexer:
         while cancel is None or not cancel.is_set():
             window = await asyncio.to_thread(project.store.pending, PENDING_WINDOW, paths)
             if not window:
+                if paths is None and project.store.switching:
+                    # Every text has a vector of the new model: it serves from now on.
+                    await asyncio.to_thread(project.store.complete_switch)
                 break
             # Chunks before name views: chunk vectors are what k-NN search needs first.
             window.sort(key=lambda p: (p.name_view, len(p.text)))
@@ -411,13 +458,15 @@ class Indexer:
                     self.embedding_error = None
                     self.embed_calls += len(batch)
                     store = project.store
-                    if (store.model_id, store.dim) != (self.embedder.model_id, self.embedder.dim):
-                        # A new model (or a dimension learned only now): the old vectors go,
-                        # and this loop re-embeds every chunk with the model now live.
-                        await asyncio.to_thread(
-                            store.use_model, self.embedder.model_id, self.embedder.dim
-                        )
-                    await asyncio.to_thread(store.save_vectors, [p.hash for p in batch], vectors)
+                    # The vectors belong to the model the embedder names right after the call.
+                    model, dim = self.embedder.model_id, self.embedder.dim
+                    if (store.model_id, store.dim) != (model, dim):
+                        # A new model (or a dimension learned only now): the old vectors keep
+                        # serving while this loop re-embeds every chunk with the model now live.
+                        await asyncio.to_thread(store.use_model, model, dim)
+                    await asyncio.to_thread(
+                        store.save_vectors, [p.hash for p in batch], vectors, model=model
+                    )
                 done += len(batch)
                 if progress is not None:
                     progress(done)
@@ -426,10 +475,12 @@ class Indexer:
     def model_changed(self) -> None:
         """The embedder's model or dimension changed: switch every store, re-embed behind.
 
-        Runs synchronously (hook of the provider) so that a query vector of the new model never
-        meets an index of the old one.
+        Runs synchronously (hook of the provider), so that no vector of the new model is written
+        as one of the old. The stores keep serving the old model's vectors until the new are
+        complete; on the local fallback, the server is probed in the background.
         """
         model_id, dim = self.embedder.model_id, self.embedder.dim
+        self._schedule_probe()
         if dim <= 0:
             return
         switched = False
@@ -439,8 +490,53 @@ class Indexer:
             except LeoError as exc:
                 logger.error("cannot switch %s to %s: %s", project.id, model_id, exc.message)
         if switched:
-            logger.warning("embedding model is now %s (%d dims): re-embedding", model_id, dim)
+            logger.warning(
+                "embedding model is now %s (%d dims): re-embedding; the previous model's vectors "
+                "answer searches until then",
+                model_id,
+                dim,
+            )
             self._schedule_retry(first=0.0)
+
+    def _schedule_probe(self) -> None:
+        """On the local fallback, start the one task that probes the server (no-op otherwise)."""
+        if self._closed or not getattr(self.embedder, "using_fallback", False):
+            return
+        if self._probe is not None and not self._probe.done():
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._probe = loop.create_task(self._probe_remote(), name="probe embedding server")
+
+    async def _probe_remote(self) -> bool:
+        """Probe the server with backoff until it is used again; True when it is."""
+        try_remote = getattr(self.embedder, "try_remote", None)
+        if try_remote is None:
+            return False
+        delay = self.probe_first
+        while not self._closed and getattr(self.embedder, "using_fallback", False):
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # backoff, not synchronisation
+            try:
+                if await try_remote():
+                    # Its model_changed hook has made the server's model every store's target.
+                    self._notify(
+                        True,
+                        f"the embedding server is back; re-embedding with {self.embedder.model_id}"
+                        " (the local model's vectors answer searches until then)",
+                    )
+                    return True
+            except Exception:
+                logger.exception("probing the embedding server failed")
+            delay = min(max(delay, 0.001) * 2, self.probe_max)
+            logger.info("embedding server still down; next probe in ~%.0f s", delay)
+        return not getattr(self.embedder, "using_fallback", False)
+
+    @property
+    def probe_task(self) -> asyncio.Task[bool] | None:
+        """The running server probe (tests await it), if any."""
+        return self._probe
 
     def _embedding_failed(self, project: Project, message: str) -> None:
         first = self.embedding_error is None
@@ -501,8 +597,9 @@ class Indexer:
         """Stop background embedding (shutdown); queued chunks stay queued in the store."""
         self._closed = True
         task, self._retry = self._retry, None
+        probe, self._probe = self._probe, None
         # Buffer re-indexes and background work end before the databases close under them.
-        pending = [t for t in (task, *self._debounced.values(), *self._background) if t]
+        pending = [t for t in (task, probe, *self._debounced.values(), *self._background) if t]
         for t in pending:
             if not t.done():
                 t.cancel()

@@ -1,6 +1,8 @@
 """One project's index: files, chunks, vectors (sqlite-vec), lexical (FTS5), decisions.
 
 sqlite is the store of record; searches run on an in-memory `VectorIndex` rebuilt from it at open.
+When the embedding model changes, the old model's vectors keep answering searches while the new
+model's fill a table of their own (see `schema`); `complete_switch` swaps them in when complete.
 Every method is synchronous and thread-safe (one lock around the connection): callers on the
 event loop run them with `asyncio.to_thread`.
 """
@@ -24,6 +26,7 @@ from leo_lsp.errors import StoreError
 from leo_lsp.records import Chunk, Decision, SearchHit, content_hash
 from leo_lsp.store import lexical, schema
 from leo_lsp.store.database import DatabaseError, open_checked, open_reader
+from leo_lsp.store.schema import Generation
 from leo_lsp.store.vector_index import VectorIndex
 
 logger = logging.getLogger(__name__)
@@ -77,8 +80,6 @@ class ProjectStore:
         self.project_id = project_id
         self.root = root
         self.db_path = str(db_path)
-        self.dim = dim
-        self.model_id = model_id
         self._lock = threading.RLock()
         try:
             if self.db_path == ":memory:":
@@ -91,7 +92,7 @@ class ProjectStore:
                     Path(self.db_path), load_vec=load_vec
                 )
             self.schema_version = schema.migrate(self._conn)
-            self.reembed_all = schema.ensure_vector_table(
+            tables = schema.ensure_vector_table(
                 self._conn, vec=self.vec_loaded, dim=dim, model_id=model_id
             )
         except DatabaseError as exc:
@@ -103,11 +104,18 @@ class ProjectStore:
         else:
             self._reader, _ = open_reader(Path(self.db_path), load_vec=self.vec_loaded)
             self._rlock = threading.RLock()
-        self.index = VectorIndex(dim)
-        self._pending_cache: tuple[float, int] | None = None
+        self._serving: Generation = tables.serving
+        self._target: Generation | None = tables.target
+        self.reembed_all = tables.dropped or tables.target is not None
+        """Opened with vectors to (re-)embed for a new model (dropped, or a switch under way)."""
+        self._pending_cache: tuple[float, str, int] | None = None
+        self._progress_cache: tuple[float, dict[str, Any] | None] | None = None
         self._search_buf: list[tuple[float, int, int, float, str]] = []
         self._search_buf_lock = threading.Lock()
-        self._load_index()
+        self.index = self._build_index()
+        if self._target is not None:
+            # Killed after the last target vector was written but before the swap: finish it.
+            self.complete_switch()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -132,46 +140,108 @@ class ProjectStore:
     def _tx(self) -> _Transaction:
         return _Transaction(self._conn, self._lock)
 
-    def use_model(self, model_id: str, dim: int) -> bool:
-        """Switch to another embedding model (or a newly learned dimension) while open.
+    @property
+    def model_id(self) -> str:
+        """The model new vectors are written for (the target while switching)."""
+        return (self._target or self._serving).model
 
-        Returns True if stored vectors were dropped: every chunk is pending again.
+    @property
+    def dim(self) -> int:
+        """The dimension of `model_id`."""
+        return (self._target or self._serving).dim
+
+    @property
+    def serving_model(self) -> str:
+        """The model whose vectors answer searches (a query must be embedded with it)."""
+        return self._serving.model
+
+    @property
+    def serving_dim(self) -> int:
+        """The dimension of `serving_model`."""
+        return self._serving.dim
+
+    @property
+    def target_model(self) -> str | None:
+        """The model being switched to, or None when no switch is under way."""
+        return self._target.model if self._target is not None else None
+
+    @property
+    def switching(self) -> bool:
+        """Whether a model switch is under way (old vectors serve until the new are complete)."""
+        return self._target is not None
+
+    def use_model(self, model_id: str, dim: int) -> bool:
+        """Write vectors of another embedding model (or a newly learned dimension) from now on.
+
+        The serving vectors keep answering searches until every text has a vector of the new
+        model (`complete_switch`). Returns True if there is re-embedding to do.
         """
         with self._lock:
             if (model_id, dim) == (self.model_id, self.dim):
                 return False
             try:
-                dropped = schema.ensure_vector_table(
+                tables = schema.ensure_vector_table(
                     self._conn, vec=self.vec_loaded, dim=dim, model_id=model_id
                 )
             except DatabaseError as exc:
                 raise StoreError(f"cannot switch the index to {model_id}: {exc}") from exc
-            self.model_id, self.dim = model_id, dim
-            self.index = VectorIndex(dim)
-            self._pending_cache = None
-            self._load_index()
-        return dropped
+            old = self._serving
+            self._serving, self._target = tables.serving, tables.target
+            self._pending_cache = self._progress_cache = None
+            if self._serving != old:
+                self.index = self._build_index()
+        return tables.target is not None or tables.serving != old
 
-    def _load_index(self) -> None:
+    def complete_switch(self) -> bool:
+        """If every text has a vector of the target model, make it serve (one transaction).
+
+        Returns True if the switch happened; the old model's vectors are gone then.
+        """
+        with self._lock:
+            serving, target = self._serving, self._target
+            if target is None:
+                return False
+            with self._tx() as c:
+                if self._missing_texts(c, target.model) > 0:
+                    return False
+                schema.promote_target(c, serving, target)
+            self._serving, self._target = target, None
+            self._pending_cache = self._progress_cache = None
+            self.index = self._build_index()
+        logger.info(
+            "%s: vectors of %s complete; they replace those of %s",
+            self.project_id,
+            target.model,
+            serving.model,
+            extra={"project": self.project_id},
+        )
+        return True
+
+    def _build_index(self) -> VectorIndex:
+        """A VectorIndex of the serving generation (caller holds the lock)."""
+        gen = self._serving
+        index = VectorIndex(gen.dim)
         rows = self._conn.execute(
-            """SELECT c.id, c.language, f.path, v.embedding
+            f"""SELECT c.id, c.language, f.path, v.embedding
                FROM chunks c JOIN files f ON f.id = c.file_id
-               JOIN vec_items vi ON vi.hash = c.hash
-               JOIN vectors v ON v.rowid = vi.id"""
+               JOIN vec_items vi ON vi.hash = c.hash AND vi.model = ?
+               JOIN {gen.table} v ON v.rowid = vi.id""",
+            (gen.model,),
         ).fetchall()
         if not rows:
-            return
+            return index
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         vecs = np.frombuffer(b"".join(r[3] for r in rows), dtype=np.float32).reshape(
-            len(rows), self.dim
+            len(rows), gen.dim
         )
-        self.index.add(
+        index.add(
             ids,
             vecs,
             [r[1] for r in rows],
             [self.project_id] * len(rows),
             [r[2] for r in rows],
         )
+        return index
 
     # -- files -----------------------------------------------------------------------------
 
@@ -212,7 +282,8 @@ class ProjectStore:
     ) -> int:
         """Replace a file's chunks in one transaction; return how many chunks still need vectors.
 
-        Chunks whose content hash already has a vector reuse it (no re-embedding).
+        Chunks whose content hash already has a vector reuse it (no re-embedding); while the
+        model switches, a chunk needs a vector of the new model to count as done.
         """
         now = time.time()
         removed: list[int] = []
@@ -325,32 +396,55 @@ class ProjectStore:
                         lexical.expand(ch.text),
                     ),
                 )
-            known = self._known_vectors(c, [ch.hash for _, ch in added])
+            # Read under the lock: a model swap cannot come between these and the index they fit.
+            index, serving, target = self.index, self._serving, self._target
+            known = self._known_vectors(c, [ch.hash for _, ch in added], serving)
+            written: set[str] = set(known)
+            if target is not None:
+                written = self._known_hashes(c, [ch.hash for _, ch in added], target.model)
         if removed:
-            self.index.remove(np.array(removed, dtype=np.int64))
+            index.remove(np.array(removed, dtype=np.int64))
         reuse = [(cid, ch) for cid, ch in added if ch.hash in known]
         if reuse:
-            self.index.add(
+            index.add(
                 np.array([cid for cid, _ in reuse], dtype=np.int64),
                 np.stack([known[ch.hash] for _, ch in reuse]),
                 [ch.language for _, ch in reuse],
                 [self.project_id] * len(reuse),
                 [path] * len(reuse),
             )
-        return len(added) - len(reuse)
+        return sum(1 for _, ch in added if ch.hash not in written)
 
-    def _known_vectors(self, c: Any, hashes: Iterable[str]) -> dict[str, npt.NDArray[np.float32]]:
+    @staticmethod
+    def _known_vectors(
+        c: Any, hashes: Iterable[str], gen: Generation
+    ) -> dict[str, npt.NDArray[np.float32]]:
         wanted = list(set(hashes))
         out: dict[str, npt.NDArray[np.float32]] = {}
         for i in range(0, len(wanted), 500):
             part = wanted[i : i + 500]
             rows = c.execute(
-                f"""SELECT vi.hash, v.embedding FROM vec_items vi JOIN vectors v ON v.rowid = vi.id
-                    WHERE vi.hash IN ({",".join("?" * len(part))})""",
-                part,
+                f"""SELECT vi.hash, v.embedding FROM vec_items vi JOIN {gen.table} v
+                    ON v.rowid = vi.id
+                    WHERE vi.model = ? AND vi.hash IN ({",".join("?" * len(part))})""",
+                [gen.model, *part],
             ).fetchall()
             for h, blob in rows:
                 out[h] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+    @staticmethod
+    def _known_hashes(c: Any, hashes: Iterable[str], model: str) -> set[str]:
+        wanted = list(set(hashes))
+        out: set[str] = set()
+        for i in range(0, len(wanted), 500):
+            part = wanted[i : i + 500]
+            rows = c.execute(
+                f"""SELECT hash FROM vec_items
+                    WHERE model = ? AND hash IN ({",".join("?" * len(part))})""",
+                [model, *part],
+            ).fetchall()
+            out.update(r[0] for r in rows)
         return out
 
     def delete_file(self, path: str) -> bool:
@@ -364,18 +458,21 @@ class ProjectStore:
                 part = ids[i : i + 500]
                 c.execute(f"DELETE FROM lexical WHERE rowid IN ({','.join('?' * len(part))})", part)
             c.execute("DELETE FROM files WHERE id = ?", (row[0],))
+            index = self.index
         if ids:
-            self.index.remove(np.array(ids, dtype=np.int64))
+            index.remove(np.array(ids, dtype=np.int64))
         return True
 
     # -- vectors ---------------------------------------------------------------------------
 
     def pending(
-        self, limit: int = 10_000, paths: Sequence[str] | None = None
+        self, limit: int = 10_000, paths: Sequence[str] | None = None, *, model: str | None = None
     ) -> list[PendingChunk]:
-        """Texts without a stored vector, one per distinct hash: chunks first (those of the most
-        recently changed files first: they are what the developer is working on), then name views.
+        """Texts without a stored vector of `model` (default `model_id`), one per distinct hash:
+        chunks first (those of the most recently changed files first: they are what the developer
+        is working on), then name views.
         """
+        model = model or self.model_id
         where = ""
         args: list[Any] = []
         if paths:
@@ -383,68 +480,120 @@ class ProjectStore:
             args.extend(paths)
         chunks_sql = f"""SELECT MIN(c.id), c.hash, c.text, c.context FROM chunks c
                  JOIN files f ON f.id = c.file_id
-                 LEFT JOIN vec_items vi ON vi.hash = c.hash
+                 LEFT JOIN vec_items vi ON vi.hash = c.hash AND vi.model = ?
                  WHERE vi.id IS NULL{where} GROUP BY c.hash
                  ORDER BY MAX(f.mtime_ns) DESC LIMIT ?"""
         names_sql = f"""SELECT MIN(c.id), c.name_hash, c.name_text FROM chunks c
                  JOIN files f ON f.id = c.file_id
-                 LEFT JOIN vec_items vi ON vi.hash = c.name_hash
+                 LEFT JOIN vec_items vi ON vi.hash = c.name_hash AND vi.model = ?
                  WHERE c.name_hash != '' AND vi.id IS NULL{where} GROUP BY c.name_hash LIMIT ?"""
         with self._lock:
-            rows = self._conn.execute(chunks_sql, [*args, limit]).fetchall()
+            rows = self._conn.execute(chunks_sql, [model, *args, limit]).fetchall()
             out = [PendingChunk(r[0], r[1], embed_text(r[2], r[3])) for r in rows]
             if len(out) < limit:
-                rows = self._conn.execute(names_sql, [*args, limit - len(out)]).fetchall()
+                rows = self._conn.execute(names_sql, [model, *args, limit - len(out)]).fetchall()
                 out.extend(PendingChunk(r[0], r[1], r[2], name_view=True) for r in rows)
         return out
 
     def pending_count(self, *, max_age: float = 0.0) -> int:
-        """How many distinct chunk contents still need a vector.
+        """How many distinct chunk contents still need a vector (of `model_id`).
 
         A full count scans every chunk, so callers on the search path accept a value up to
         `max_age` seconds old.
         """
         now = time.monotonic()
+        model = self.model_id
         cached = self._pending_cache
-        if max_age and cached is not None and now - cached[0] <= max_age:
-            return cached[1]
+        if max_age and cached is not None and cached[1] == model and now - cached[0] <= max_age:
+            return cached[2]
         with self._lock:
-            row = self._conn.execute(
-                """SELECT COUNT(DISTINCT c.hash) FROM chunks c
-                   LEFT JOIN vec_items vi ON vi.hash = c.hash WHERE vi.id IS NULL"""
-            ).fetchone()
-        self._pending_cache = (now, int(row[0]))
+            count = self._missing(self._conn, "hash", model)
+        self._pending_cache = (now, model, count)
+        return count
+
+    @staticmethod
+    def _missing(c: Any, column: str, model: str) -> int:
+        assert column in ("hash", "name_hash")
+        row = c.execute(
+            f"""SELECT COUNT(DISTINCT c.{column}) FROM chunks c
+               LEFT JOIN vec_items vi ON vi.hash = c.{column} AND vi.model = ?
+               WHERE c.{column} != '' AND vi.id IS NULL""",
+            (model,),
+        ).fetchone()
         return int(row[0])
+
+    def _missing_texts(self, c: Any, model: str) -> int:
+        return self._missing(c, "hash", model) + self._missing(c, "name_hash", model)
 
     def pending_texts(self) -> int:
         """Everything still to embed: chunk texts plus name views (the crawl's progress total)."""
         with self._lock:
-            row = self._conn.execute(
-                """SELECT COUNT(DISTINCT c.name_hash) FROM chunks c
-                   LEFT JOIN vec_items vi ON vi.hash = c.name_hash
-                   WHERE c.name_hash != '' AND vi.id IS NULL"""
-            ).fetchone()
-        return self.pending_count() + int(row[0])
+            return self._missing_texts(self._conn, self.model_id)
 
-    def save_vectors(self, hashes: Sequence[str], vectors: npt.NDArray[np.float32]) -> int:
-        """Store vectors for content hashes (one transaction); return chunks made searchable."""
+    def switch_progress(self, *, max_age: float = 0.0) -> dict[str, Any] | None:
+        """While switching models: {"from", "to", "done", "total"} in texts (chunks and name
+        views); None when no switch is under way. Cached up to `max_age` seconds.
+        """
+        now = time.monotonic()
+        cached = self._progress_cache
+        if max_age and cached is not None and now - cached[0] <= max_age:
+            return cached[1]
+        with self._lock:
+            serving, target = self._serving, self._target
+            out: dict[str, Any] | None = None
+            if target is not None:
+                c = self._conn
+                total = int(
+                    c.execute(
+                        "SELECT (SELECT COUNT(DISTINCT hash) FROM chunks) + "
+                        "(SELECT COUNT(DISTINCT name_hash) FROM chunks WHERE name_hash != '')"
+                    ).fetchone()[0]
+                )
+                missing = self._missing_texts(c, target.model)
+                out = {
+                    "from": serving.model,
+                    "to": target.model,
+                    "done": total - missing,
+                    "total": total,
+                }
+        self._progress_cache = (now, out)
+        return out
+
+    def save_vectors(
+        self,
+        hashes: Sequence[str],
+        vectors: npt.NDArray[np.float32],
+        *,
+        model: str | None = None,
+    ) -> int:
+        """Store vectors of `model` (default `model_id`) for content hashes, in one transaction.
+
+        Returns how many chunks got a vector. Vectors of the serving model are searchable at
+        once; those of the target model when the switch completes; those of a model the store
+        no longer uses (replaced meanwhile) are dropped.
+        """
         if len(hashes) == 0:
             return 0
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if vectors.shape != (len(hashes), self.dim):
-            raise StoreError(
-                f"vector shape {vectors.shape} does not match {len(hashes)}×{self.dim}"
-            )
         with self._tx() as c:
+            gen = (self._target or self._serving) if model is None else self._generation_of(model)
+            if gen is None:
+                logger.info("%s: vectors of %s dropped: no longer in use", self.project_id, model)
+                return 0
+            if vectors.shape != (len(hashes), gen.dim):
+                raise StoreError(
+                    f"vector shape {vectors.shape} does not match {len(hashes)}×{gen.dim}"
+                )
+            serves = gen == self._serving
+            index = self.index
             self._flush_searches(c)
             for h, v in zip(hashes, vectors, strict=True):
                 cur = c.execute(
-                    "INSERT OR IGNORE INTO vec_items (hash, model) VALUES (?, ?)",
-                    (h, self.model_id),
+                    "INSERT OR IGNORE INTO vec_items (hash, model) VALUES (?, ?)", (h, gen.model)
                 )
                 if cur.rowcount:
                     c.execute(
-                        "INSERT INTO vectors (rowid, embedding) VALUES (?, ?)",
+                        f"INSERT INTO {gen.table} (rowid, embedding) VALUES (?, ?)",
                         (cur.lastrowid, v.tobytes()),
                     )
             rows: list[tuple[int, str, str, str]] = []
@@ -458,9 +607,9 @@ class ProjectStore:
                         part,
                     ).fetchall()
                 )
-        if rows:
+        if rows and serves:
             pos = {h: i for i, h in enumerate(hashes)}
-            self.index.add(
+            index.add(
                 np.array([r[0] for r in rows], dtype=np.int64),
                 vectors[[pos[r[1]] for r in rows]],
                 [r[2] for r in rows],
@@ -468,6 +617,13 @@ class ProjectStore:
                 [r[3] for r in rows],
             )
         return len(rows)
+
+    def _generation_of(self, model: str) -> Generation | None:
+        if model == self._serving.model:
+            return self._serving
+        if self._target is not None and model == self._target.model:
+            return self._target
+        return None
 
     # -- search ----------------------------------------------------------------------------
 
@@ -478,12 +634,17 @@ class ProjectStore:
         *,
         languages: set[str] | None = None,
         path_filter: Callable[[str], bool] | None = None,
+        model: str | None = None,
     ) -> list[tuple[int, float]]:
-        """(chunk id, cosine) best first, from the in-memory index."""
-        if query.shape != (self.dim,):
-            # A query of another model (the store is switching models): no vector answer yet.
+        """(chunk id, cosine) best first, from the in-memory index of the serving model.
+
+        `model` names the query's model: if the serving model is another one (swapped since the
+        query was embedded), there is no vector answer.
+        """
+        index, serving = self.index, self._serving
+        if (model is not None and model != serving.model) or query.shape != (serving.dim,):
             return []
-        return self.index.search(query, k, languages=languages, path_filter=path_filter)
+        return index.search(query, k, languages=languages, path_filter=path_filter)
 
     def lexical_search(
         self,
@@ -521,27 +682,42 @@ class ProjectStore:
                 return []
         return [(int(r[0]), -float(r[1])) for r in rows[:k]]
 
-    def vectors_of(self, ids: Sequence[int]) -> dict[int, npt.NDArray[np.float32]]:
-        """Stored vectors of chunk ids (chunks still pending are absent); for re-ranking."""
-        return self._vectors_by("hash", ids)
+    def vectors_of(
+        self, ids: Sequence[int], *, model: str | None = None
+    ) -> dict[int, npt.NDArray[np.float32]]:
+        """Stored vectors (serving model) of chunk ids; pending chunks are absent. For re-ranking;
+        empty if `model` is given and no longer serves.
+        """
+        return self._vectors_by("hash", ids, model)
 
-    def name_vectors_of(self, ids: Sequence[int]) -> dict[int, npt.NDArray[np.float32]]:
-        """Stored name-view vectors of chunk ids (absent while pending)."""
-        return self._vectors_by("name_hash", ids)
+    def name_vectors_of(
+        self, ids: Sequence[int], *, model: str | None = None
+    ) -> dict[int, npt.NDArray[np.float32]]:
+        """Stored name-view vectors (serving model) of chunk ids (absent while pending)."""
+        return self._vectors_by("name_hash", ids, model)
 
-    def _vectors_by(self, column: str, ids: Sequence[int]) -> dict[int, npt.NDArray[np.float32]]:
+    def _vectors_by(
+        self, column: str, ids: Sequence[int], model: str | None
+    ) -> dict[int, npt.NDArray[np.float32]]:
         assert column in ("hash", "name_hash")
+        gen = self._serving
         out: dict[int, npt.NDArray[np.float32]] = {}
+        if model is not None and model != gen.model:
+            return out
         with self._rlock:
             for i in range(0, len(ids), 500):
                 part = list(ids[i : i + 500])
-                rows = self._reader.execute(
-                    f"""SELECT c.id, v.embedding FROM chunks c
-                        JOIN vec_items vi ON vi.hash = c.{column}
-                        JOIN vectors v ON v.rowid = vi.id
-                        WHERE c.{column} != '' AND c.id IN ({",".join("?" * len(part))})""",
-                    part,
-                ).fetchall()
+                try:
+                    rows = self._reader.execute(
+                        f"""SELECT c.id, v.embedding FROM chunks c
+                            JOIN vec_items vi ON vi.hash = c.{column} AND vi.model = ?
+                            JOIN {gen.table} v ON v.rowid = vi.id
+                            WHERE c.{column} != '' AND c.id IN ({",".join("?" * len(part))})""",
+                        [gen.model, *part],
+                    ).fetchall()
+                except DatabaseError as exc:  # the generation was swapped out under the read
+                    logger.info("vectors of %s no longer stored: %s", gen.model, exc)
+                    return {}
                 for cid, blob in rows:
                     out[int(cid)] = np.frombuffer(blob, dtype=np.float32)
         return out

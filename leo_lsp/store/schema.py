@@ -1,13 +1,21 @@
 """Schema of a project database, as ordered migrations recorded in `meta.schema_version`.
 
-The vector table depends on the embedding model's dimension, so it is created by
-`ensure_vector_table`, not by a migration: a model change drops and recreates it.
+Vector tables depend on the embedding model's dimension, so they are created by
+`ensure_vector_table`, not by a migration. Each model's vectors live in a table of their own (a
+*generation*, named in `meta`): the *serving* generation answers searches; when the model
+changes, a *target* generation fills in the background and `promote_target` swaps it in once it
+is complete, so a model change never leaves search without vectors.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 Migration = Callable[[Any], None]
 
@@ -103,7 +111,38 @@ def _v2(conn: Any) -> None:
     conn.execute("CREATE INDEX IF NOT EXISTS chunks_name_hash ON chunks(name_hash)")
 
 
-MIGRATIONS: list[Migration] = [_v1, _v2]
+def _v3(conn: Any) -> None:
+    # Vectors of two models live side by side while the index switches models: a content hash
+    # has one vector per model, and meta names the serving and the target generation.
+    rows = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    conn.execute(
+        """CREATE TABLE vec_items_v3 (
+            id INTEGER PRIMARY KEY,
+            hash TEXT NOT NULL,
+            model TEXT NOT NULL,
+            UNIQUE (hash, model)
+        )"""
+    )
+    model = rows.get("model_id")
+    if model is not None:
+        conn.execute(
+            "INSERT INTO vec_items_v3 (id, hash, model) SELECT id, hash, model FROM vec_items "
+            "WHERE model = ?",
+            (model,),
+        )
+    conn.execute("DROP TABLE vec_items")
+    conn.execute("ALTER TABLE vec_items_v3 RENAME TO vec_items")
+    if model is not None and "dim" in rows:
+        for key, value in (
+            ("serving_model", model),
+            ("serving_dim", rows["dim"]),
+            ("serving_table", "vectors"),
+        ):
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+    conn.execute("DELETE FROM meta WHERE key IN ('model_id', 'dim')")
+
+
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3]
 
 
 def migrate(conn: Any) -> int:
@@ -127,40 +166,146 @@ def migrate(conn: Any) -> int:
     return version
 
 
-def ensure_vector_table(conn: Any, *, vec: bool, dim: int, model_id: str) -> bool:
-    """Create the vector table for (model, dim); drop old vectors if the model changed.
+_TABLE = re.compile(r"vectors(?:_[0-9]+)?")
 
-    Returns True if existing vectors were dropped (everything must be re-embedded).
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """The vectors of one embedding model: its id, dimension and table."""
+
+    model: str
+    dim: int
+    table: str
+
+
+@dataclass(frozen=True, slots=True)
+class VectorTables:
+    """What `ensure_vector_table` left: the serving generation and the one being filled."""
+
+    serving: Generation
+    target: Generation | None
+    dropped: bool
+    """Stored vectors were discarded (unusable: another backend, or the model's dim changed)."""
+
+
+def _generation(rows: dict[str, str], role: str) -> Generation | None:
+    model, dim, table = (rows.get(f"{role}_{k}") for k in ("model", "dim", "table"))
+    if model is None or dim is None or table is None or not _TABLE.fullmatch(table):
+        return None
+    try:
+        return Generation(model, int(dim), table)
+    except ValueError:
+        return None
+
+
+def generations(conn: Any) -> tuple[Generation | None, Generation | None]:
+    """(serving, target) as recorded in meta; target is None unless a switch is under way."""
+    rows = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    return _generation(rows, "serving"), _generation(rows, "target")
+
+
+def _set(conn: Any, role: str, gen: Generation | None) -> None:
+    if gen is None:
+        conn.execute(
+            "DELETE FROM meta WHERE key IN (?, ?, ?)",
+            (f"{role}_model", f"{role}_dim", f"{role}_table"),
+        )
+        return
+    for key, value in (("model", gen.model), ("dim", str(gen.dim)), ("table", gen.table)):
+        conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (f"{role}_{key}", value)
+        )
+
+
+def _drop(conn: Any, gen: Generation | None, *, rows: bool = True) -> None:
+    if gen is None:
+        return
+    try:
+        conn.execute(f"DROP TABLE IF EXISTS {gen.table}")
+    except Exception as exc:  # a vec0 table cannot be dropped without the extension loaded
+        logger.warning("cannot drop the vector table %s (%s); left in place", gen.table, exc)
+    if rows:
+        conn.execute("DELETE FROM vec_items WHERE model = ?", (gen.model,))
+
+
+def _create(conn: Any, *, vec: bool, dim: int, model: str, avoid: set[str]) -> Generation:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'next_table'").fetchone()
+    number = int(row[0]) if row else 1
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    while f"vectors_{number}" in names or f"vectors_{number}" in avoid:
+        number += 1
+    table = f"vectors_{number}"
+    conn.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('next_table', ?)", (str(number + 1),)
+    )
+    if vec:
+        conn.execute(
+            f"CREATE VIRTUAL TABLE {table} USING vec0("
+            f"embedding float[{int(dim)}] distance_metric=cosine)"
+        )
+    else:
+        conn.execute(f"CREATE TABLE {table} (rowid INTEGER PRIMARY KEY, embedding BLOB)")
+    return Generation(model, int(dim), table)
+
+
+def ensure_vector_table(conn: Any, *, vec: bool, dim: int, model_id: str) -> VectorTables:
+    """Make (model_id, dim) the model new vectors are written for.
+
+    The same model as the serving generation: any half-filled target is dropped. Another model:
+    the serving vectors stay and a target generation is created (or resumed, if it is this
+    model's). A serving generation without a vector is simply replaced.
     """
     rows = dict(conn.execute("SELECT key, value FROM meta").fetchall())
     backend = "vec0" if vec else "blob"
-    changed = rows.get("model_id") not in (None, model_id) or rows.get("dim") not in (
-        None,
-        str(dim),
-    )
-    backend_changed = rows.get("vector_backend") not in (None, backend)
+    serving, target = _generation(rows, "serving"), _generation(rows, "target")
+    dropped = False
     conn.execute("BEGIN IMMEDIATE")
     try:
-        if changed or backend_changed:
-            conn.execute("DROP TABLE IF EXISTS vectors")
-            if changed:
-                conn.execute("DELETE FROM vec_items")
-        if vec:
-            conn.execute(
-                f"CREATE VIRTUAL TABLE IF NOT EXISTS vectors USING vec0("
-                f"embedding float[{int(dim)}] distance_metric=cosine)"
-            )
-        else:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS vectors (rowid INTEGER PRIMARY KEY, embedding BLOB)"
-            )
-        if backend_changed and not changed:
-            # The vectors themselves were lost with the table: re-embed from the chunks.
+        if rows.get("vector_backend") not in (None, backend):
+            # The vectors cannot be read by the other backend: re-embed from the chunks.
+            _drop(conn, serving)
+            _drop(conn, target)
             conn.execute("DELETE FROM vec_items")
-        for key, value in (("model_id", model_id), ("dim", str(dim)), ("vector_backend", backend)):
-            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+            dropped = serving is not None or target is not None
+            serving = target = None
+        if serving is not None and serving.model == model_id and serving.dim != dim:
+            # The server's model changed under the same name: its old vectors are unusable.
+            _drop(conn, serving)
+            serving, dropped = None, True
+        if target is not None and (target.model, target.dim) != (model_id, dim):
+            _drop(conn, target)
+            target = None
+        if serving is not None and (serving.model, serving.dim) == (model_id, dim):
+            _drop(conn, target)
+            target = None
+        elif (
+            serving is not None
+            and not conn.execute(
+                "SELECT 1 FROM vec_items WHERE model = ? LIMIT 1", (serving.model,)
+            ).fetchone()
+        ):
+            _drop(conn, serving)  # nothing to serve meanwhile: no switch, just a new model
+            serving = None
+        if serving is None:
+            serving, target = target, None
+        if serving is None:
+            serving = _create(conn, vec=vec, dim=dim, model=model_id, avoid=set())
+        elif (serving.model, serving.dim) != (model_id, dim) and target is None:
+            target = _create(conn, vec=vec, dim=dim, model=model_id, avoid={serving.table})
+        _set(conn, "serving", serving)
+        _set(conn, "target", target)
+        conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('vector_backend', ?)", (backend,)
+        )
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    return bool(changed or backend_changed)
+    return VectorTables(serving, target, dropped)
+
+
+def promote_target(conn: Any, serving: Generation, target: Generation) -> None:
+    """Inside the caller's transaction: the target serves, the old generation goes."""
+    _drop(conn, serving)
+    _set(conn, "serving", target)
+    _set(conn, "target", None)

@@ -81,6 +81,12 @@ def poll(data: Path, sql: str, args: tuple[Any, ...] = ()) -> int:
         return 0
 
 
+def serving_table(conn: Any) -> str:
+    """The vector table searches read (schema v3: one table per embedding model)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'serving_table'").fetchone()
+    return str(row[0]) if row else "vectors"
+
+
 def check_consistent(data: Path, versions: dict[str, dict[str, str]]) -> dict[str, Any]:
     """Assert the invariants after a kill; return files → chunk hashes."""
     db = db_path(data)
@@ -111,8 +117,8 @@ def check_consistent(data: Path, versions: dict[str, dict[str, str]]) -> dict[st
         fts_ids = {r[0] for r in conn.execute("SELECT rowid FROM lexical")}
         assert chunk_ids == fts_ids, "lexical rows do not match chunks"
         orphans = conn.execute(
-            "SELECT COUNT(*) FROM vec_items vi LEFT JOIN vectors v ON v.rowid = vi.id "
-            "WHERE v.rowid IS NULL"
+            f"SELECT COUNT(*) FROM vec_items vi LEFT JOIN {serving_table(conn)} v "
+            "ON v.rowid = vi.id WHERE v.rowid IS NULL"
         ).fetchone()[0]
         assert orphans == 0, "a vector id without its vector"
         return state
@@ -179,7 +185,7 @@ def final_state(data: Path) -> dict[str, Any]:
             chunks.setdefault(path, []).append(h)
         missing = conn.execute(
             "SELECT COUNT(*) FROM chunks c LEFT JOIN vec_items vi ON vi.hash = c.hash "
-            "LEFT JOIN vectors v ON v.rowid = vi.id WHERE v.rowid IS NULL"
+            f"LEFT JOIN {serving_table(conn)} v ON v.rowid = vi.id WHERE v.rowid IS NULL"
         ).fetchone()[0]
         return {"files": files, "chunks": chunks, "missing_vectors": missing}
     finally:

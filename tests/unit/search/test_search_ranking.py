@@ -231,7 +231,7 @@ async def test_every_candidate_gets_its_stored_name_cosine(
     terms = QueryTerms.of("split a header line into its name and value")
     before = embedder.documents
     q = SearchQuery("split a header line into its name and value")
-    cands = svc._candidates([project], q, "hybrid", qvec, terms)
+    cands = svc._candidates([project], q, "hybrid", {embedder.model_id: qvec}, terms)
     assert len(cands) > 1
     stored = project.store.name_vectors_of([c.hit.chunk_id for c in cands])
     for c in cands:  # each from the store, beyond any re-ranking depth

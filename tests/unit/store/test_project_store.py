@@ -150,7 +150,7 @@ def test_denied_file_has_no_chunks_and_decisions_are_audited(tmp_path: Path) -> 
     assert s.stats()["denied"] == 1
 
 
-def test_model_change_drops_vectors_for_reembedding(tmp_path: Path) -> None:
+def test_model_change_keeps_old_vectors_serving_while_reembedding(tmp_path: Path) -> None:
     db = tmp_path / "i.sqlite3"
     s = open_store(db)
     s.upsert_file(
@@ -166,7 +166,9 @@ def test_model_change_drops_vectors_for_reembedding(tmp_path: Path) -> None:
     s.save_vectors([p.hash for p in pending], np.stack([vec(1 + i) for i in range(len(pending))]))
     s.close()
     s2 = open_store(db, model="m2", dim=16)
-    assert s2.reembed_all and s2.pending_count() == 1 and len(s2.index) == 0
+    # The new model's vectors are pending; the old model's still answer (issue 5).
+    assert s2.reembed_all and s2.switching and s2.pending_count() == 1 and len(s2.index) == 1
+    assert s2.serving_model == "m1" and s2.model_id == "m2"
     s2.close()
 
 
