@@ -9,12 +9,13 @@ Fallback behaviour (vectors of two models must never meet in one index):
   down, timing out, answering garbage), it switches to the local model *and stays there*; from that
   call on, `model_id` and `dim` are the local model's. The same batch is then embedded locally, so
   the vectors a call returns always belong to the `model_id` read right after it.
-- Callers store `model_id` with every vector and search only vectors of the current `model_id`
-  (a query embedded by MiniLM is meaningless against Nomic vectors). A `model_id` change therefore
-  means "re-embed": the index is rebuilt with the local model in the background.
-- It never switches back on its own, since switching back forces a second re-embed; the owner calls
-  `try_remote()` (e.g. from `leo.health` or a timer) and, when it returns True, the `model_id` is
-  the server's again.
+- Callers store `model_id` with every vector and compare a query only with vectors of its own
+  model (a query embedded by MiniLM is meaningless against Nomic vectors). A `model_id` change
+  therefore means "re-embed": the stores re-embed with the local model in the background while
+  the vectors they have keep serving (queried through `EmbedderRegistry`, see embeddings.registry).
+- It never switches back on its own, since switching back forces a second re-embed; the Indexer
+  calls `try_remote()` with backoff while on the fallback and, when it returns True, the
+  `model_id` is the server's again.
 - Without `fallbackToLocal`, the server's `EmbeddingUnavailable` reaches the caller, which queues
   the work and reports it; nothing is silently embedded with another model.
 """
