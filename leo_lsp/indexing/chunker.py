@@ -38,7 +38,7 @@ import importlib.resources
 import logging
 import threading
 from array import array
-from collections.abc import Container, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import accumulate
 from pathlib import Path
@@ -324,11 +324,6 @@ class Chunker:
     ) -> list[_Piece]:
         """Pieces of one top-level group of nodes occupying lines start..end."""
         defs = _find_defs(doc, query, nodes)
-        shapes: dict[int, bytes] = {}
-        if cache is not None and defs:
-            wanted = {d.node.id for d in defs}
-            for n in nodes:
-                _shape(n, wanted, shapes)
         if not defs and all(_is_prefix(n) for n in nodes):
             return (
                 [_Piece(start, end, "block", role="prefix")] if _has_text(doc, start, end) else []
@@ -353,7 +348,7 @@ class Chunker:
                 continue
             key: tuple[object, ...] | None = None
             if cache is not None and not is_root:
-                key = _def_key(doc, d, lo, hi, shapes[d.node.id])
+                key = _def_key(doc, d, lo, hi)
                 hit = cache.get(key)
                 if hit is not None:
                     out.extend(p.shifted(lo) for p in hit)
@@ -842,7 +837,7 @@ class _CacheMark:
     mark: int
 
 
-def _def_key(doc: _Doc, d: _Def, lo: int, hi: int, shape: bytes) -> tuple[object, ...]:
+def _def_key(doc: _Doc, d: _Def, lo: int, hi: int) -> tuple[object, ...]:
     """What a definition's pieces depend on: its text, syntax tree, identity and line range."""
     base = doc.starts[lo]
     stop = max(doc.starts[hi + 1] - 1, d.node.end_byte)
@@ -850,7 +845,7 @@ def _def_key(doc: _Doc, d: _Def, lo: int, hi: int, shape: bytes) -> tuple[object
         "def",
         doc.data[base:stop],
         d.node.start_byte - base,
-        shape,
+        _tree_key(d.node, base),
         hi - lo,
         d.kind,
         d.symbol,
@@ -869,57 +864,45 @@ def _group_key(
     """
     base = doc.starts[start]
     text = doc.data[base : doc.starts[end + 1] - 1]
-    return (text, tuple((n.start_byte - base, _shape(n)) for n in nodes))
+    return (text, tuple((n.start_byte - base, _tree_key(n, base)) for n in nodes))
 
 
-def _shape(
-    node: tree_sitter.Node,
-    wanted: Container[int] = (),
-    found: dict[int, bytes] | None = None,
-) -> bytes:
-    """The shape of a node's tree; the shapes of descendants whose id is `wanted` go to `found`.
+def _tree_key(node: tree_sitter.Node, base: int) -> object:
+    """What identifies a node's tree given its text: its type and end, or its whole shape.
 
-    A shape is position-free bytes (cheap to hash and compare): in pre-order, per node, its kind,
-    field, whether it is MISSING, start offset from its parent, length and child count. The same
-    text with the same shape is the same tree.
+    An error-free tree is determined by its text; only error recovery depends on the text around
+    it, so the full walk (~1 µs a node) is paid only for subtrees with errors in them.
+    """
+    if node.has_error:
+        return _shape(node)
+    return (node.type, node.end_byte - base)
+
+
+def _shape(node: tree_sitter.Node) -> bytes:
+    """The shape of a node's tree as position-free bytes (cheap to hash and compare).
+
+    In pre-order, per node: its kind, field, whether it is MISSING, start offset from its parent,
+    length and child count. The same text with the same shape is the same tree.
     """
     cursor = node.walk()
     rec: list[int] = []
-    # Open ancestors of the cursor: start byte, and (id, first record) if their shape is wanted.
-    open_starts: list[int] = []
-    open_wanted: list[tuple[int, int] | None] = []
+    open_starts: list[int] = []  # start bytes of the cursor's open ancestors
     while True:
         n = cursor.node
         assert n is not None
         start = n.start_byte
-        first = len(rec)
         # The top node's field and offset belong to its parent, not to its tree.
         field = (cursor.field_id or 0) if open_starts else 0
         offset = start - open_starts[-1] if open_starts else 0
         rec += (n.kind_id, field, n.is_missing, offset, n.end_byte - start, n.child_count)
-        want = (n.id, first) if found is not None and n.id in wanted else None
         if cursor.goto_first_child():
             open_starts.append(start)
-            open_wanted.append(want)
             continue
-        if want is not None:
-            _record(rec, want, found)
         while not cursor.goto_next_sibling():
             if not open_starts:
                 return array("i", rec).tobytes()
             cursor.goto_parent()
             open_starts.pop()
-            want = open_wanted.pop()
-            if want is not None:
-                _record(rec, want, found)
-
-
-def _record(rec: list[int], want: tuple[int, int], found: dict[int, bytes] | None) -> None:
-    node_id, first = want
-    sub = rec[first:]
-    sub[1] = sub[3] = 0  # field and offset within the parent: not part of the node's own tree
-    assert found is not None
-    found[node_id] = array("i", sub).tobytes()
 
 
 def _find_defs(
