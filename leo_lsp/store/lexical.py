@@ -113,12 +113,23 @@ def signature_line(symbol: str, text: str) -> str:
 
 
 def name_view(symbol: str, scope: str, text: str) -> str:
-    """Scope and signature as plain words (`Message get all name failobj`).
+    """Name, parameters and scope as plain words: `get all (name, failobj) in message`.
 
     Embedded beside each chunk: MiniLM matches a docstring-like query against these few words
-    far better than against a whole body (a re-ranking signal measured in bench_quality).
+    far better than against a whole body (a re-ranking signal measured in bench_quality). This
+    phrasing beat the bare word list (`message get all name failobj`) on the training task of
+    tests/bench/fit_ranker.py: cross-validated MRR@10 0.4943 → 0.4967.
     """
-    words = [
-        w for w in _words(scope) + _words(signature_line(symbol, text)) if w not in _SIGNATURE_NOISE
+    name = [w.lower() for w in split_identifier(symbol)]
+    own = set(name)
+    params = [
+        w
+        for w in (p.lower() for p in _words(signature_line(symbol, text)))
+        if w not in _SIGNATURE_NOISE and w not in own
     ]
-    return " ".join(words) or symbol or "code"
+    view = " ".join(name) or symbol
+    if params:
+        view += f" ({', '.join(params)})"
+    if scope:
+        view += " in " + " ".join(w.lower() for w in split_identifier(scope))
+    return view.strip() or "code"

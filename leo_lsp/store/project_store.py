@@ -646,6 +646,15 @@ class ProjectStore:
             return []
         return index.search(query, k, languages=languages, path_filter=path_filter)
 
+    def file_cosines(
+        self, query: npt.NDArray[np.float32], paths: Iterable[str], *, model: str | None = None
+    ) -> dict[str, float]:
+        """Cosine of the query with each file's mean chunk vector (serving model; else empty)."""
+        index, serving = self.index, self._serving
+        if (model is not None and model != serving.model) or query.shape != (serving.dim,):
+            return {}
+        return {p: float(c @ query) for p, c in index.centroids(paths).items()}
+
     def lexical_search(
         self,
         query: str,

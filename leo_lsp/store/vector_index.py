@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -159,6 +159,10 @@ class _Vocabulary:
             self.names.append(value)
         return np.fromiter(map(self._codes.__getitem__, values), dtype=np.int64, count=len(values))
 
+    def code(self, value: str) -> int:
+        """The code of ``value``, or -1 if it was never interned."""
+        return self._codes.get(value, -1)
+
     def mask(self, codes: npt.NDArray[Any], values: set[str]) -> BoolArray:
         """True for each code whose string is in ``values``."""
         wanted = [self._codes[value] for value in values if value in self._codes]
@@ -225,6 +229,9 @@ class VectorIndex:
         self._fitted_at = 0
         self._path_caches: dict[Callable[[str], bool], _PathCache] = {}
         self._path_caches_lock = threading.Lock()
+        # path → normalised mean of its rows (a re-ranking signal); dropped when its rows change.
+        self._centroids: dict[str, Float32Array] = {}
+        self._centroids_lock = threading.Lock()
 
     # ------------------------------------------------------------------ writes
 
@@ -273,6 +280,7 @@ class VectorIndex:
         project_codes = self._projects.encode(projects)
         path_codes = self._paths.encode(paths)
         existing = self._rows_of(ids)
+        self._forget_centroids(set(paths) | self._path_names(existing[existing >= 0]))
         fresh = existing < 0
         n_fresh = int(fresh.sum())
         self._reserve(self._n + n_fresh)
@@ -307,6 +315,7 @@ class VectorIndex:
             if not present.any():
                 return
             rows = np.sort(found[present])
+            self._forget_centroids(self._path_names(rows))
             new_n = self._n - len(rows)
             # Swap-with-last keeps the live rows dense, so no scan ever skips tombstones.
             holes = rows[rows < new_n]
@@ -324,6 +333,16 @@ class VectorIndex:
             self._fitted_at = min(self._fitted_at, new_n)
             if len(self._paths) > 2 * self._n + 1024:
                 self._compact_paths()
+
+    def _path_names(self, rows: Int64Array) -> set[str]:
+        names = self._paths.names
+        return {names[code] for code in np.unique(self._path[rows]).tolist()}
+
+    def _forget_centroids(self, paths: set[str]) -> None:
+        with self._centroids_lock:
+            if self._centroids:
+                for path in paths:
+                    self._centroids.pop(path, None)
 
     def _row_arrays(self) -> list[npt.NDArray[Any]]:
         return [
@@ -424,6 +443,35 @@ class VectorIndex:
             return sum(a.nbytes for a in arrays) + sum(
                 v.memory_bytes() for v in (self._languages, self._projects, self._paths)
             )
+
+    def centroids(self, paths: Iterable[str]) -> dict[str, Float32Array]:
+        """Each path's normalised mean vector (paths without rows are absent); cached per path.
+
+        A file's centroid says what the file is about: among same-named methods of several
+        files, the one whose file matches the query is usually the one meant (fit_ranker.py).
+        """
+        wanted = set(paths)
+        with self._centroids_lock:
+            out = {p: c for p in wanted if (c := self._centroids.get(p)) is not None}
+        if wanted <= out.keys():
+            return out
+        with self._lock.read():
+            # Codes are read under the lock: a removal may renumber them (_compact_paths).
+            missing = {p: c for p in wanted - out.keys() if (c := self._paths.code(p)) >= 0}
+            live = self._path[: self._n]
+            rows = np.flatnonzero(np.isin(live, np.fromiter(missing.values(), dtype=np.int64)))
+            codes = live[rows]
+            fresh: dict[str, Float32Array] = {}
+            for path, code in missing.items():
+                mine = rows[codes == code]
+                if len(mine) == 0:
+                    continue
+                mean = self._vectors[mine].astype(np.float32).mean(axis=0)
+                fresh[path] = (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+            with self._centroids_lock:
+                self._centroids.update(fresh)
+        out.update(fresh)
+        return out
 
     def search(
         self,

@@ -109,6 +109,23 @@ def test_stemmed_prefix_query() -> None:
     assert fts_query("the of a") is None
 
 
+def test_run_together_names_and_ranks_are_features() -> None:
+    hit = SearchHit(
+        "a.py", 0, 3, 0, 0, 0.0, "python", "getrouteaddr", "method", "AddrlistClass",
+        "    def getrouteaddr(self):\n        pass\n",
+    )  # fmt: skip
+    terms = QueryTerms.of("Parse a route address")
+    c = Candidate(
+        None, hit, 0.4, 0.8, ["vector", "lexical"], False,  # type: ignore[arg-type]
+        vector_rank=0, lexical_rank=3, file_cosine=0.3,
+    )  # fmt: skip
+    f = dict(zip(FEATURES, candidate_features(c, terms), strict=True))
+    assert f["name_overlap"] == 0.0  # the split finds no word in `getrouteaddr`…
+    assert f["name_substring"] == pytest.approx(1 / 3)  # …but "rout" is in it (of pars/rout/addres)
+    assert f["vector_rank"] == 1.0 and f["lexical_rank"] == 0.25 and f["both_rankers"] == 1.0
+    assert f["file_cosine"] == 0.3 and f["private"] == 0.0 and f["dunder"] == 0.0
+
+
 def test_name_view_is_scope_and_signature_words() -> None:
     hit = SearchHit(
         "m.py",
@@ -123,7 +140,7 @@ def test_name_view_is_scope_and_signature_words() -> None:
         "Mailbox",
         "    def get_unread_count(self):\n        return 0\n",
     )
-    assert name_view(hit) == "mailbox get unread count"
+    assert name_view(hit) == "get unread count in mailbox"
     terms = QueryTerms.of("the number of unread messages")
     assert "count" in terms.with_synonyms and "count" not in terms.stems  # number → count
     c = Candidate(None, hit, 0.5, 0.0, ["vector"], False)  # type: ignore[arg-type]

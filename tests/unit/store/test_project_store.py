@@ -56,7 +56,7 @@ def test_upsert_pending_vectors_and_reuse_across_files_and_restart(tmp_path: Pat
     pending = s.pending()
     # each chunk's text, then each chunk's name view (scope + signature words) for re-ranking
     assert {c.hash for c in a} < {p.hash for p in pending} and len(pending) == 4
-    assert {p.text for p in pending} >= {"parse header x", "total y"}
+    assert {p.text for p in pending} >= {"parse header (x)", "total (y)"}
     s.save_vectors([p.hash for p in pending], np.stack([vec(i) for i in range(len(pending))]))
     assert s.pending_count() == 0 and len(s.index) == 2
     # The same function body in another file reuses the stored vector: nothing new to embed.

@@ -398,3 +398,37 @@ def test_path_verdicts_are_remembered_per_filter_and_survive_path_compaction() -
     survivors = {i for i, _ in index.search(queries[1], 20, path_filter=in_dir1)}
     expected = {i for i in range(1990, 2000) if i % 3 == 1} | {5000}
     assert survivors == expected
+
+
+def _mean_unit(rows: F32) -> F32:
+    mean = rows.mean(axis=0)
+    unit: F32 = (mean / np.linalg.norm(mean)).astype(np.float32)
+    return unit
+
+
+def test_centroids_follow_adds_replacements_and_removals() -> None:
+    index, vectors, ids, (_, _, paths) = build(600, 32, seed=5)
+    path_array = np.array(paths)
+    target = paths[0]
+    mine = path_array == target
+    got = index.centroids([target, "no/such/file"])
+    assert set(got) == {target}  # a path without rows has no centroid
+    np.testing.assert_allclose(got[target], _mean_unit(vectors[mine]), atol=1e-5)
+    # Replacing one of the file's rows and removing another both change its centroid (the cache
+    # must not serve the old one).
+    first, second = ids[mine][:2]
+    fresh = np.ones((1, 32), dtype=np.float32) / np.sqrt(32)
+    index.add([first], fresh, ["python"], ["alpha"], [target])
+    index.remove([second])
+    expected = vectors[mine].copy()
+    expected[0] = fresh[0]
+    keep = ids[mine] != second
+    np.testing.assert_allclose(
+        index.centroids([target])[target], _mean_unit(expected[keep]), atol=1e-5
+    )
+    # Moving a row to another path changes both files' centroids.
+    other = paths[int(np.flatnonzero(path_array != target)[0])]
+    before_other = index.centroids([other])[other]
+    index.add([ids[mine][2]], fresh, ["python"], ["alpha"], [other])
+    assert not np.allclose(index.centroids([other])[other], before_other)
+    assert not np.allclose(index.centroids([target])[target], _mean_unit(expected[keep]))
