@@ -457,7 +457,7 @@ class VectorIndex:
             return out
         with self._lock.read():
             # Codes are read under the lock: a removal may renumber them (_compact_paths).
-            missing = {p: c for p in wanted - out.keys() if (c := self._paths.code(p)) >= 0}
+            missing = {p: k for p in wanted - out.keys() if (k := self._paths.code(p)) >= 0}
             live = self._path[: self._n]
             rows = np.flatnonzero(np.isin(live, np.fromiter(missing.values(), dtype=np.int64)))
             codes = live[rows]
