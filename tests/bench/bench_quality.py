@@ -55,17 +55,21 @@ def eval_dir() -> Path:
     raise SystemExit("evaluation kit not found (looked in ../shared/eval and /work/shared/eval)")
 
 
-def copy_sources(dest: Path) -> Path:
-    """Copy the chosen slice of the standard library to `dest` (no caches, no tests)."""
+def copy_sources(
+    dest: Path,
+    packages: tuple[str, ...] = STDLIB_PACKAGES,
+    modules: tuple[str, ...] = STDLIB_MODULES,
+) -> Path:
+    """Copy a slice of the standard library to `dest` (no caches, no tests)."""
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "test", "tests", "*.pyc")
-    for pkg in STDLIB_PACKAGES:
+    for pkg in packages:
         if (stdlib / pkg).is_dir():
             shutil.copytree(stdlib / pkg, dest / pkg, ignore=ignore)
-    for mod in STDLIB_MODULES:
+    for mod in modules:
         if (stdlib / mod).exists():
             shutil.copy2(stdlib / mod, dest / mod)
     return dest

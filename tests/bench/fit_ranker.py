@@ -20,10 +20,8 @@ import argparse
 import asyncio
 import json
 import pickle
-import shutil
 import subprocess
 import sys
-import sysconfig
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_quality import STDLIB_MODULES, STDLIB_PACKAGES, eval_dir  # noqa: E402
+from bench_quality import STDLIB_MODULES, STDLIB_PACKAGES, copy_sources, eval_dir  # noqa: E402
 
 from leo_lsp.search import (  # noqa: E402
     FEATURES,
@@ -59,22 +57,6 @@ TRAIN_MODULES = (
 )  # fmt: skip
 assert not set(TRAIN_PACKAGES) & set(STDLIB_PACKAGES)
 assert not set(TRAIN_MODULES) & set(STDLIB_MODULES)
-
-
-def copy_training_sources(dest: Path) -> Path:
-    """Copy the training slice of the standard library (no caches, no tests)."""
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
-    if dest.exists():
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    ignore = shutil.ignore_patterns("__pycache__", "test", "tests", "*.pyc")
-    for pkg in TRAIN_PACKAGES:
-        if (stdlib / pkg).is_dir():
-            shutil.copytree(stdlib / pkg, dest / pkg, ignore=ignore)
-    for mod in TRAIN_MODULES:
-        if (stdlib / mod).exists():
-            shutil.copy2(stdlib / mod, dest / mod)
-    return dest
 
 
 def is_hit(path: Path, start: int, end: int, q: dict[str, Any], corpus: Path) -> bool:
@@ -201,7 +183,7 @@ def main() -> None:
     work: Path = a.work
     task = work / "task"
     if not (task / "queries.jsonl").exists():
-        src = copy_training_sources(work / "src")
+        src = copy_sources(work / "src", TRAIN_PACKAGES, TRAIN_MODULES)
         subprocess.run(
             [sys.executable, str(eval_dir() / "make_corpus.py"), str(src), str(task),
              "--max-queries", str(a.max_queries), "--seed", "11"],
