@@ -102,10 +102,10 @@ _KIND_FEATURES = ("function", "method", "class", "block")
 
 # Fitted by tests/bench/fit_ranker.py on a docstring→function task built from standard-library
 # modules that share no file with bench_quality's corpus (1,500 queries; softmax listwise loss,
-# L2 0.01); order as FEATURES.
+# L2 0.01; hybrid on out-of-fold query-adapter vectors, see query_adapter.py); order as FEATURES.
 HYBRID_WEIGHTS = (
-    5.27, 1.62, 1.64, -1.53, 1.2, 0.096, 0.284, 1.03, -0.787, 1.16, 1.1, -3.31, -2.07, 5.75,
-    0.336, 0.545, -0.244, -3.14, -0.559, -3.53, 1.98, 1.32, 4.56,
+    6.7, 1.51, 2.2, -1.35, 0.926, 0.242, 0.157, 0.834, -0.736, 0.827, 0.768, -3.11, -2.31, 8.32,
+    0.0336, 0.493, -0.231, -2.9, -0.427, -2.97, 1.75, 1.35, 5.65,
 )  # fmt: skip
 LEXICAL_WEIGHTS = (
     0, 5.38, 0, -1.38, 1.55, 0.822, 1.04, 0.943, -0.769, 1.3, 0.799, -3.17, -2.07, 0,

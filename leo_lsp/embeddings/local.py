@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from leo_lsp.embeddings.provider import Vectors
+from leo_lsp.embeddings.query_adapter import adapt, load_matrix
 from leo_lsp.errors import EmbeddingUnavailable
 
 logger = logging.getLogger(__name__)
@@ -64,11 +65,15 @@ class LocalEmbedder:
         batch_size: int = BATCH_SIZE,
         max_tokens: int = MAX_TOKENS,
         model_path: Path | None = None,
+        query_adapter: bool = True,
     ) -> None:
         self._threads = threads if threads and threads > 0 else cpu_count()
         self._batch_size = max(1, batch_size)
         self._max_tokens = max(8, min(max_tokens, 512))
         self._model_path = model_path
+        # Queries are mapped by the learned adapter (see query_adapter.py); documents never are.
+        matrix = load_matrix() if query_adapter else None
+        self._adapter = matrix if matrix is not None and matrix.shape == (DIM, DIM) else None
         self._load_lock = threading.Lock()
         # One batch at a time: ONNX already uses every core per batch, and running batches
         # side by side would only oversubscribe them. Per-batch (not per-call) locking lets a
@@ -200,6 +205,8 @@ class LocalEmbedder:
     async def embed_query(self, text: str) -> Vectors:
         """Embed one query off the event loop; shape (384,)."""
         vectors = await asyncio.to_thread(self.embed_sync, [text])
+        if self._adapter is not None:
+            vectors = adapt(vectors, self._adapter)
         row: Vectors = vectors[0]
         return row
 

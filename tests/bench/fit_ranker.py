@@ -22,6 +22,7 @@ import json
 import pickle
 import subprocess
 import sys
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,30 @@ assert not set(TRAIN_PACKAGES) & set(STDLIB_PACKAGES)
 assert not set(TRAIN_MODULES) & set(STDLIB_MODULES)
 
 
+def training_task(work: Path, max_queries: int = 1500) -> Path:
+    """The training task in `work/task`, built once (copy of the slice, make_corpus.py)."""
+    task = work / "task"
+    if not (task / "queries.jsonl").exists():
+        src = copy_sources(work / "src", TRAIN_PACKAGES, TRAIN_MODULES)
+        subprocess.run(
+            [sys.executable, str(eval_dir() / "make_corpus.py"), str(src), str(task),
+             "--max-queries", str(max_queries), "--seed", "11"],
+            check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+    return task
+
+
+def fold_of(q: dict[str, Any], folds: int = 3) -> int:
+    """A query's cross-validation fold, by its function (stable across scripts and runs)."""
+    return zlib.crc32(f"{q['path']}:{q['start']}".encode()) % folds
+
+
+def fold_adapters(work: Path) -> list[np.ndarray] | None:
+    """Out-of-fold query adapters written by fit_adapter.py (None if there are none)."""
+    paths = sorted(work.glob("adapter-fold*.npy"))
+    return [np.load(p).astype(np.float32) for p in paths] or None
+
+
 def is_hit(path: Path, start: int, end: int, q: dict[str, Any], corpus: Path) -> bool:
     """The kit's definition (run_quality.py): right file, overlapping, not much larger."""
     try:
@@ -73,8 +98,17 @@ def is_hit(path: Path, start: int, end: int, q: dict[str, Any], corpus: Path) ->
     return overlap > 0 and (e - s + 1) <= max(3 * span, span + 30)
 
 
-async def collect(task: Path, data_dir: Path, mode: str = "hybrid") -> list[dict[str, Any]]:
-    """Index the task's corpus, then every query's candidates: features, labels, overlap groups."""
+async def collect(
+    task: Path,
+    data_dir: Path,
+    mode: str = "hybrid",
+    adapters: Sequence[np.ndarray] | None = None,
+) -> list[dict[str, Any]]:
+    """Index the task's corpus, then every query's candidates: features, labels, overlap groups.
+
+    With `adapters` (one per fold), each query is embedded with the adapter fitted without its
+    fold, so the ranker is fitted on query vectors as good as those of unseen queries.
+    """
     corpus = (task / "corpus").resolve()
     settings = build_settings({"dataDir": str(data_dir)})
     services = build_services(settings)
@@ -85,6 +119,9 @@ async def collect(task: Path, data_dir: Path, mode: str = "hybrid") -> list[dict
         search = services.search
         queries = [json.loads(line) for line in (task / "queries.jsonl").read_text().splitlines()]
         for q in queries:
+            if adapters is not None:
+                # A bench-only swap of the embedded model's adapter (see the docstring).
+                services.embedder._adapter = adapters[fold_of(q, len(adapters))]
             sq = SearchQuery(query=q["query"], limit=10, mode=mode)
             qvecs, _ = await search.query_vectors(sq.query, [project])
             terms = QueryTerms.of(sq.query)
@@ -181,23 +218,22 @@ def main() -> None:
     ap.add_argument("--eval-data", type=Path, default=None, help="its data dir (vectors reused)")
     a = ap.parse_args()
     work: Path = a.work
-    task = work / "task"
-    if not (task / "queries.jsonl").exists():
-        src = copy_sources(work / "src", TRAIN_PACKAGES, TRAIN_MODULES)
-        subprocess.run(
-            [sys.executable, str(eval_dir() / "make_corpus.py"), str(src), str(task),
-             "--max-queries", str(a.max_queries), "--seed", "11"],
-            check=True, stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-    rows = asyncio.run(collect(task, work / "data", a.mode))
+    task = training_task(work, a.max_queries)
+    adapters = fold_adapters(work)
+    print(f"query adapter: {'out-of-fold (fit_adapter.py)' if adapters else 'as shipped'}")
+    rows = asyncio.run(collect(task, work / "data", a.mode, adapters))
     with open(work / f"rows-{a.mode}.pkl", "wb") as fh:
         pickle.dump(rows, fh)
     current = np.array(HYBRID_WEIGHTS if a.mode == "hybrid" else LEXICAL_WEIGHTS)
     recall = np.mean([r["y"].any() for r in rows])
     print(f"training queries {len(rows)}, gold among candidates {recall:.3f}")
     print(f"current weights: train MRR@10 {mrr_at_10(rows, current):.4f}")
+    cv = []
+    for k in range(3):
+        w = fit([r for r in rows if fold_of(r["query"]) != k], a.l2)
+        cv.append(mrr_at_10([r for r in rows if fold_of(r["query"]) == k], w))
     w = fit(rows, a.l2)
-    print(f"fitted (l2 {a.l2}): train MRR@10 {mrr_at_10(rows, w):.4f}")
+    print(f"fitted (l2 {a.l2}): train MRR@10 {mrr_at_10(rows, w):.4f}, 3-fold CV {np.mean(cv):.4f}")
     print("weights = (" + ", ".join(f"{x:.3g}" for x in w) + ")")
     print(dict(zip(FEATURES, (round(float(x), 3) for x in w), strict=True)))
     if a.eval is not None:

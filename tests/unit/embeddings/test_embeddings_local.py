@@ -12,6 +12,7 @@ import pytest
 
 from leo_lsp.embeddings.local import DIM, MODEL_ID, LocalEmbedder
 from leo_lsp.embeddings.provider import EmbeddingProvider
+from leo_lsp.embeddings.query_adapter import adapt, load_matrix
 
 SNIPPETS = [
     "def read_json(path):\n    with open(path) as f:\n        return json.load(f)",
@@ -143,3 +144,28 @@ def test_lazy_load_happens_once_across_threads() -> None:
         t.join()
     assert model.loaded
     assert len(sessions) == 4 and len(set(sessions)) == 1
+
+
+async def test_queries_are_mapped_by_the_shipped_adapter_documents_never(
+    embedder: LocalEmbedder,
+) -> None:
+    matrix = load_matrix()
+    assert matrix is not None and matrix.shape == (DIM, DIM) and matrix.dtype == np.float32
+    plain = LocalEmbedder(query_adapter=False)
+    query = "Return the total of an invoice including tax"
+    raw = plain.embed_sync([query])
+    mapped = await embedder.embed_query(query)
+    np.testing.assert_allclose(mapped, adapt(raw, matrix)[0], atol=1e-5)
+    assert abs(float(np.linalg.norm(mapped)) - 1.0) < 1e-5
+    assert float(mapped @ raw[0]) < 0.999  # the map moved it
+    np.testing.assert_allclose(await plain.embed_query(query), raw[0], atol=1e-6)
+    docs = ["def total(items):\n    return sum(items)\n"]
+    np.testing.assert_allclose(
+        await embedder.embed_documents(docs), await plain.embed_documents(docs), atol=1e-6
+    )
+
+
+def test_adapter_of_zeros_is_the_identity() -> None:
+    q = np.random.default_rng(0).standard_normal((3, DIM)).astype(np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    np.testing.assert_allclose(adapt(q, np.zeros((DIM, DIM), np.float32)), q, atol=1e-6)
