@@ -262,6 +262,7 @@ class EmbeddingStub:
         self.fail = False
         self.delay = 0.0  # seconds each embedding request takes (a slow server)
         self.requests = 0
+        self.texts = 0  # inputs embedded, over all requests
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -290,6 +291,7 @@ class EmbeddingStub:
                     return
                 inputs = body.get("input")
                 inputs = [inputs] if isinstance(inputs, str) else list(inputs or [])
+                stub.texts += len(inputs)
                 data = [
                     {"object": "embedding", "index": i, "embedding": stub_vector(t, stub.dim)}
                     for i, t in enumerate(inputs)

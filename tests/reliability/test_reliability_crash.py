@@ -264,3 +264,112 @@ def test_kill_nine_at_random_points_of_crawls(tmp_path: Path) -> None:
         f"{time.monotonic() - t_start:.0f} s: {kills}"
     )
     shutil.rmtree(clean)
+
+
+def meta(conn: Any) -> dict[str, str]:
+    return dict(conn.execute("SELECT key, value FROM meta").fetchall())
+
+
+def check_switch(data: Path, serving: str, target: str | None) -> int:
+    """After a kill mid-switch: the old model still serves every chunk; return target vectors."""
+    db = db_path(data)
+    assert db is not None
+    conn, _ = connect(db)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        m = meta(conn)
+        assert (m["serving_model"], m.get("target_model")) == (serving, target)
+        for role in ("serving", "target") if target else ("serving",):
+            model, table = m[f"{role}_model"], m[f"{role}_table"]
+            orphans = conn.execute(
+                f"SELECT COUNT(*) FROM vec_items vi LEFT JOIN {table} v ON v.rowid = vi.id "
+                "WHERE vi.model = ? AND v.rowid IS NULL",
+                (model,),
+            ).fetchone()[0]
+            assert orphans == 0, f"a {role} vector id without its vector"
+        missing = conn.execute(
+            "SELECT COUNT(*) FROM chunks c LEFT JOIN vec_items vi "
+            "ON vi.hash = c.hash AND vi.model = ? WHERE vi.id IS NULL",
+            (serving,),
+        ).fetchone()[0]
+        assert missing == 0, f"{missing} chunks lost their {serving} vectors"
+        return int(
+            conn.execute("SELECT COUNT(*) FROM vec_items WHERE model = ?", (target,)).fetchone()[0]
+            if target
+            else 0
+        )
+    finally:
+        conn.close()
+
+
+def test_kill_nine_during_a_model_switch(tmp_path: Path) -> None:
+    """Killed while re-embedding with a new model: old vectors keep serving, nothing is redone."""
+    from rel_support import EmbeddingStub
+
+    from leo_lsp.embeddings.local import MODEL_ID
+
+    rng = random.Random(SEED + 1)
+    ws = tmp_path / "repo"
+    copy_stdlib(ws, FILES)
+    data = tmp_path / "data"
+    assert run_index(ws, data).wait(600) == 0  # the embedded model's index
+    stub = EmbeddingStub(dim=64)
+    stub.delay = 0.1  # a slow server, so kills land mid-switch
+    env = {
+        **os.environ,
+        "LEO_EMBEDDING_PROVIDER": "openai",
+        "LEO_EMBEDDING_URL": stub.url,
+        "LEO_EMBEDDING_MODEL": "stub-embed",
+        "LEO_EMBEDDING_BATCH_SIZE": "8",
+        "LEO_EMBEDDING_MAX_CONCURRENCY": "1",
+    }
+    target = "openai:stub-embed"
+    kills = 0
+    saved = 0
+    try:
+        while kills < 4:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "leo_lsp", "--data-dir", str(data), "index", str(ws)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=env,
+            )
+            goal = saved + rng.randint(8, 60)
+            sql = "SELECT COUNT(*) FROM vec_items WHERE model = ?"
+            while proc.poll() is None and poll(data, sql, (target,)) < goal:
+                time.sleep(0.005)  # polling interval of the kill trigger, not synchronisation
+            seen = poll(data, sql, (target,))
+            if proc.poll() is not None:
+                break  # the switch finished before this kill: the loop below checks the end
+            os.kill(proc.pid, signal.SIGKILL)
+            assert proc.wait(60) == -signal.SIGKILL
+            kills += 1
+            after = check_switch(data, MODEL_ID, target)
+            assert after >= seen, "committed vectors of the new model were lost"
+            saved = after
+        assert kills >= 2, f"only {kills} kills landed mid-switch"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "leo_lsp", "--data-dir", str(data), "index", str(ws)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        assert proc.wait(600) == 0
+        check_switch(data, target, None)
+        db = db_path(data)
+        assert db is not None
+        conn, _ = connect(db)
+        try:
+            old = conn.execute("SELECT COUNT(*) FROM vec_items WHERE model = ?", (MODEL_ID,))
+            assert old.fetchone()[0] == 0, "the old model's vectors were not dropped"
+            texts = conn.execute(
+                "SELECT COUNT(DISTINCT hash) + (SELECT COUNT(DISTINCT name_hash) FROM chunks "
+                "WHERE name_hash != '') FROM chunks"
+            ).fetchone()[0]
+        finally:
+            conn.close()
+        # Nothing stored was embedded again: at most the batches in flight at each kill (and the
+        # dimension probe) were repeated.
+        assert texts <= stub.texts <= texts + kills * 8 + 4, (texts, stub.texts)
+    finally:
+        stub.close()
