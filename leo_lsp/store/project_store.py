@@ -113,6 +113,9 @@ class ProjectStore:
         self._search_buf: list[tuple[float, int, int, float, str]] = []
         self._search_buf_lock = threading.Lock()
         self.index = self._build_index()
+        # The index and the generation it holds, as one value: a search reads both at once, so
+        # a model swap can never pair a query of one model with the vectors of another.
+        self._view: tuple[VectorIndex, Generation] = (self.index, self._serving)
         if self._target is not None:
             # Killed after the last target vector was written but before the swap: finish it.
             self.complete_switch()
@@ -190,6 +193,7 @@ class ProjectStore:
             self._pending_cache = self._progress_cache = None
             if self._serving != old:
                 self.index = self._build_index()
+            self._view = (self.index, self._serving)
         return tables.target is not None or tables.serving != old
 
     def complete_switch(self) -> bool:
@@ -204,10 +208,14 @@ class ProjectStore:
             with self._tx() as c:
                 if self._missing_texts(c, target.model) > 0:
                     return False
+                # Built before the swap (the lock keeps writers out), so the swap is one
+                # assignment for searches.
+                index = self._build_index(target)
                 schema.promote_target(c, serving, target)
             self._serving, self._target = target, None
             self._pending_cache = self._progress_cache = None
-            self.index = self._build_index()
+            self.index = index
+            self._view = (index, target)
         logger.info(
             "%s: vectors of %s complete; they replace those of %s",
             self.project_id,
@@ -217,9 +225,9 @@ class ProjectStore:
         )
         return True
 
-    def _build_index(self) -> VectorIndex:
-        """A VectorIndex of the serving generation (caller holds the lock)."""
-        gen = self._serving
+    def _build_index(self, generation: Generation | None = None) -> VectorIndex:
+        """A VectorIndex of the serving generation, or of `generation` (caller holds the lock)."""
+        gen = generation or self._serving
         index = VectorIndex(gen.dim)
         rows = self._conn.execute(
             f"""SELECT c.id, c.language, f.path, v.embedding
@@ -641,7 +649,7 @@ class ProjectStore:
         `model` names the query's model: if the serving model is another one (swapped since the
         query was embedded), there is no vector answer.
         """
-        index, serving = self.index, self._serving
+        index, serving = self._view
         if (model is not None and model != serving.model) or query.shape != (serving.dim,):
             return []
         return index.search(query, k, languages=languages, path_filter=path_filter)
@@ -650,7 +658,7 @@ class ProjectStore:
         self, query: npt.NDArray[np.float32], paths: Iterable[str], *, model: str | None = None
     ) -> dict[str, float]:
         """Cosine of the query with each file's mean chunk vector (serving model; else empty)."""
-        index, serving = self.index, self._serving
+        index, serving = self._view
         if (model is not None and model != serving.model) or query.shape != (serving.dim,):
             return {}
         return {p: float(c @ query) for p, c in index.centroids(paths).items()}
