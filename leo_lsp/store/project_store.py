@@ -112,10 +112,9 @@ class ProjectStore:
         self._progress_cache: tuple[float, dict[str, Any] | None] | None = None
         self._search_buf: list[tuple[float, int, int, float, str]] = []
         self._search_buf_lock = threading.Lock()
-        self.index = self._build_index()
         # The index and the generation it holds, as one value: a search reads both at once, so
         # a model swap can never pair a query of one model with the vectors of another.
-        self._view: tuple[VectorIndex, Generation] = (self.index, self._serving)
+        self._view: tuple[VectorIndex, Generation] = (self._build_index(), self._serving)
         if self._target is not None:
             # Killed after the last target vector was written but before the swap: finish it.
             self.complete_switch()
@@ -191,9 +190,8 @@ class ProjectStore:
             old = self._serving
             self._serving, self._target = tables.serving, tables.target
             self._pending_cache = self._progress_cache = None
-            if self._serving != old:
-                self.index = self._build_index()
-            self._view = (self.index, self._serving)
+            index = self._build_index() if self._serving != old else self.index
+            self._view = (index, self._serving)
         return tables.target is not None or tables.serving != old
 
     def complete_switch(self) -> bool:
@@ -214,7 +212,6 @@ class ProjectStore:
                 schema.promote_target(c, serving, target)
             self._serving, self._target = target, None
             self._pending_cache = self._progress_cache = None
-            self.index = index
             self._view = (index, target)
         logger.info(
             "%s: vectors of %s complete; they replace those of %s",
@@ -224,6 +221,11 @@ class ProjectStore:
             extra={"project": self.project_id},
         )
         return True
+
+    @property
+    def index(self) -> VectorIndex:
+        """The in-memory index of the serving model's vectors."""
+        return self._view[0]
 
     def _build_index(self, generation: Generation | None = None) -> VectorIndex:
         """A VectorIndex of the serving generation, or of `generation` (caller holds the lock)."""

@@ -280,7 +280,8 @@ class VectorIndex:
         project_codes = self._projects.encode(projects)
         path_codes = self._paths.encode(paths)
         existing = self._rows_of(ids)
-        self._forget_centroids(set(paths) | self._path_names(existing[existing >= 0]))
+        if self._centroids:  # nothing to forget on a bulk load, before any search
+            self._forget_centroids(set(paths) | self._path_names(existing[existing >= 0]))
         fresh = existing < 0
         n_fresh = int(fresh.sum())
         self._reserve(self._n + n_fresh)
@@ -315,7 +316,8 @@ class VectorIndex:
             if not present.any():
                 return
             rows = np.sort(found[present])
-            self._forget_centroids(self._path_names(rows))
+            if self._centroids:
+                self._forget_centroids(self._path_names(rows))
             new_n = self._n - len(rows)
             # Swap-with-last keeps the live rows dense, so no scan ever skips tombstones.
             holes = rows[rows < new_n]
@@ -340,9 +342,8 @@ class VectorIndex:
 
     def _forget_centroids(self, paths: set[str]) -> None:
         with self._centroids_lock:
-            if self._centroids:
-                for path in paths:
-                    self._centroids.pop(path, None)
+            for path in paths:
+                self._centroids.pop(path, None)
 
     def _row_arrays(self) -> list[npt.NDArray[Any]]:
         return [
