@@ -24,11 +24,12 @@ standard-library modules than the benchmark's (1,500 queries), so neither half o
 is seen while fitting. Cross-validated on that task (3 folds by file): the first model (cosine,
 BM25, name cosine, name overlaps, kinds) 0.481 MRR@10; + list ranks, dunder/private, length
 0.483; + substrings of run-together names 0.489; + file cosine 0.496; the phrased name view
-0.497. Tried and not kept: IDF-weighted name overlap (+0.0004), a class-chunk cosine, a cosine
-with the body's identifiers as words, per-query z-scores, a small MLP in place of the linear
-model (+0.003, not worth its opacity), a k-NN over name vectors as a third candidate source, an
-identifier-style rewrite of the query. RRF (the spine's first version) is kept as
-`fusion="rrf"` for comparison.
+0.497; refitted on query vectors of the learned query adapter (out-of-fold, see
+embeddings/query_adapter.py) 0.517. Tried and not kept: IDF-weighted name overlap (+0.0004),
+a class-chunk cosine, a cosine with the body's identifiers as words, per-query z-scores, a small
+MLP in place of the linear model (+0.003, not worth its opacity), a k-NN over name vectors as a
+third candidate source, an identifier-style rewrite of the query. RRF (the spine's first
+version) is kept as `fusion="rrf"` for comparison.
 Vector mode is the cosine ranking alone; lexical mode is stage one without the vector signals.
 """
 
@@ -235,12 +236,12 @@ def candidate_features(c: Candidate, terms: QueryTerms) -> list[float]:
     body = {p for ident in set(_IDENT.findall(hit.snippet)) for p in _ident_stems(ident)}
     coverage = sum(1 for t in terms.stems if t in body) / len(terms.stems) if terms.stems else 0.0
     lines = max(1, hit.end_line - hit.start_line + 1)
+    symbol = hit.symbol
     # Old-style names run words together (`getrouteaddr`, `urlunsplit`): query stems inside them.
-    joined = hit.symbol.lower().replace("_", "")
+    joined = symbol.lower().replace("_", "")
     long_stems = [t for t in terms.stems if len(t) >= 3]
     inside = sum(1 for t in long_stems if t in joined) / len(long_stems) if long_stems else 0.0
     covered = sum(len(t) for t in terms.with_synonyms if len(t) >= 2 and t in joined)
-    symbol = hit.symbol
     return [
         cosine,
         c.bm25,
