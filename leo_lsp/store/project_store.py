@@ -31,6 +31,9 @@ from leo_lsp.store.vector_index import VectorIndex
 
 logger = logging.getLogger(__name__)
 
+# Rows a lexical query may make BM25 score (~1 µs each here): bounds its cost at any size.
+LEXICAL_POSTINGS_BUDGET = 20_000
+
 
 @dataclass(frozen=True, slots=True)
 class FileState:
@@ -104,6 +107,7 @@ class ProjectStore:
         else:
             self._reader, _ = open_reader(Path(self.db_path), load_vec=self.vec_loaded)
             self._rlock = threading.RLock()
+        self._vocab = self._open_vocabulary()
         self._serving: Generation = tables.serving
         self._target: Generation | None = tables.target
         self.reembed_all = tables.dropped or tables.target is not None
@@ -118,6 +122,25 @@ class ProjectStore:
         if self._target is not None:
             # Killed after the last target vector was written but before the swap: finish it.
             self.complete_switch()
+
+    def _open_vocabulary(self) -> bool:
+        """FTS5 term counts as a table on the reader (see `_affordable`); False if unavailable."""
+        try:
+            with self._rlock:
+                # The reader is query_only, which refuses even a TEMP table: lifted for this one.
+                self._reader.execute("PRAGMA query_only=OFF")
+                try:
+                    self._reader.execute(
+                        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.lexical_vocab"
+                        " USING fts5vocab(main, lexical, 'row')"
+                    )
+                finally:
+                    if self._reader is not self._conn:
+                        self._reader.execute("PRAGMA query_only=ON")
+        except DatabaseError as exc:
+            logger.info("no FTS5 vocabulary (%s): lexical queries keep every term", exc)
+            return False
+        return True
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -674,7 +697,7 @@ class ProjectStore:
         path_globs: Sequence[str] | None = None,
     ) -> list[tuple[int, float]]:
         """(chunk id, BM25-derived score, higher is better) best first."""
-        match = lexical.fts_query(query)
+        match = lexical.match_expression(self._affordable(lexical.fts_parts(query)))
         if match is None:
             return []
         sql = """SELECT l.rowid, bm25(lexical, 4.0, 1.5, 1.0) AS s FROM lexical l"""
@@ -701,13 +724,64 @@ class ProjectStore:
                 return []
         return [(int(r[0]), -float(r[1])) for r in rows[:k]]
 
+    def _affordable(self, parts: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
+        """The rarest terms whose postings fit LEXICAL_POSTINGS_BUDGET (at least the rarest one).
+
+        BM25 scores every row a term matches before the LIMIT applies: a word in every chunk
+        ("items", "value") costs ~1 µs per row, 1 s at 1M chunks, and ranks by little more than
+        the rarer terms and the vectors already do. Terms are looked up in the FTS5 vocabulary (a
+        b-tree range, ~0.2 ms each) and the commonest dropped while they would exceed the budget;
+        below ~20k chunks nothing is ever dropped.
+        """
+        if len(parts) < 2 or not self._vocab:
+            return parts
+        counted: list[tuple[int, tuple[str, bool]]] = []
+        try:
+            with self._rlock:
+                for term, prefix in parts:
+                    if prefix:
+                        upper = term[:-1] + chr(ord(term[-1]) + 1)
+                        row = self._reader.execute(
+                            "SELECT COALESCE(SUM(doc), 0) FROM temp.lexical_vocab"
+                            " WHERE term >= ? AND term < ?",
+                            (term, upper),
+                        ).fetchone()
+                    else:
+                        row = self._reader.execute(
+                            "SELECT COALESCE(SUM(doc), 0) FROM temp.lexical_vocab WHERE term = ?",
+                            (term,),
+                        ).fetchone()
+                    counted.append((int(row[0]), (term, prefix)))
+        except DatabaseError as exc:
+            logger.debug("vocabulary lookup failed (%s): every term kept", exc)
+            return parts
+        counted.sort(key=lambda c: c[0])
+        kept, total = [counted[0][1]], counted[0][0]
+        for docs, part in counted[1:]:
+            if total + docs > LEXICAL_POSTINGS_BUDGET:
+                break
+            kept.append(part)
+            total += docs
+        return [p for p in parts if p in kept]
+
     def vectors_of(
         self, ids: Sequence[int], *, model: str | None = None
     ) -> dict[int, npt.NDArray[np.float32]]:
         """Stored vectors (serving model) of chunk ids; pending chunks are absent. For re-ranking;
         empty if `model` is given and no longer serves.
+
+        Read from the in-memory index, which holds every serving vector (a vec0 lookup by rowid
+        costs ~0.1 ms each, 16 ms for a hybrid query's lexical-only candidates); sqlite answers
+        for any id the index does not hold.
         """
-        return self._vectors_by("hash", ids, model)
+        index, gen = self._view
+        if model is not None and model != gen.model:
+            return {}
+        out = index.vectors_of(list(ids))
+        missing = [i for i in ids if i not in out]
+        if missing:
+            out.update(self._vectors_by("hash", missing, model))
+        return out
 
     def name_vectors_of(
         self, ids: Sequence[int], *, model: str | None = None

@@ -437,6 +437,15 @@ class VectorIndex:
         with self._lock.read():
             return bool(self._rows_of(np.array([item], dtype=np.int64))[0] >= 0)
 
+    def vectors_of(self, ids: npt.ArrayLike) -> dict[int, Float32Array]:
+        """The held vectors (as float32) of those `ids` that are in the index."""
+        wanted = np.asarray(ids, dtype=np.int64).reshape(-1)
+        with self._lock.read():
+            rows = self._rows_of(wanted)
+            found = rows >= 0
+            block = self._vectors[rows[found]].astype(np.float32)
+        return {int(i): block[k] for k, i in enumerate(wanted[found].tolist())}
+
     def memory_bytes(self) -> int:
         """Bytes held: allocated arrays (spare capacity included) plus the string vocabularies."""
         with self._lock.read():

@@ -10,15 +10,25 @@ single-query searches, unfiltered and filtered, against an exact float32 scan fo
 
 Numbers are pure index time (no embedding, no sqlite). "cpu" is process CPU time, which a busy
 shared machine inflates far less than wall time; the wall-clock columns are what a user waits.
+
+The second table (`--lsp-sizes`, default 10k and 100k; add 1000000 for 1M, ~25 min) is what an
+editor waits: a real `leo-lsp` over stdio answering `leo.search` (hybrid, vector, lexical) over a
+synthetic Python workspace of that many functions, the query embedded by the real local model.
+The workspace is indexed first in-process by leo's own crawler with a stand-in embedder of the
+same model id (clustered vectors at memory speed: the real model would need hours for 1M), so
+the server starts warm: every file unchanged, every vector stored.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import fnmatch
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +37,15 @@ import numpy.typing as npt
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
 
+from bench_bounds import NOUNS, WORDS, make_workspace  # noqa: E402
+from rel_support import RawLsp  # noqa: E402
+
+from leo_lsp.embeddings.local import DIM, MODEL_ID  # noqa: E402
+from leo_lsp.services import build_services  # noqa: E402
+from leo_lsp.settings import build_settings  # noqa: E402
 from leo_lsp.store.vector_index import VectorIndex  # noqa: E402
 
 F32 = npt.NDArray[np.float32]
@@ -203,6 +221,106 @@ def run(
     )
 
 
+FUNCS_PER_FILE = 50
+
+
+class StandInEmbedder:
+    """The embedded model's id and dimension with clustered vectors made at memory speed."""
+
+    def __init__(self, clusters: int = 512, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        centres = rng.standard_normal((clusters, DIM)).astype(np.float32)
+        self._centres = centres / np.linalg.norm(centres, axis=1, keepdims=True)
+
+    @property
+    def model_id(self) -> str:
+        return MODEL_ID
+
+    @property
+    def dim(self) -> int:
+        return DIM
+
+    async def embed_documents(self, texts: Sequence[str]) -> F32:
+        keys = np.array([zlib.crc32(t.encode()) for t in texts], dtype=np.int64)
+        rng = np.random.default_rng(int(keys.sum()) if len(keys) else 0)
+        noise = rng.standard_normal((len(texts), DIM)).astype(np.float32) / np.sqrt(DIM)
+        v = self._centres[keys % len(self._centres)] + 0.8 * noise
+        out: F32 = (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+        return out
+
+    async def embed_query(self, text: str) -> F32:
+        row: F32 = (await self.embed_documents([text]))[0]
+        return row
+
+    async def close(self) -> None:
+        return None
+
+
+async def populate(workspace: Path, data_dir: Path) -> int:
+    """Crawl `workspace` into `data_dir` with leo's own services and the stand-in embedder."""
+    services = build_services(
+        build_settings({"dataDir": str(data_dir)}), embedder=StandInEmbedder()
+    )
+    try:
+        project = services.registry.add_folder(workspace)
+        await services.indexer.crawl(project)
+        return int(project.store.stats()["chunks"])
+    finally:
+        await services.close()
+
+
+def pctl(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def lsp_round_trips(size: int, n_queries: int, tmp: Path) -> list[str]:
+    """Table rows for one size: leo.search round trips over stdio, per mode."""
+    ws, data = tmp / f"ws-{size}", tmp / f"data-{size}"
+    t0 = time.perf_counter()
+    make_workspace(ws, max(1, size // FUNCS_PER_FILE), FUNCS_PER_FILE)
+    chunks = asyncio.run(populate(ws, data))
+    built = time.perf_counter() - t0
+    lsp = RawLsp(data)
+    rows = []
+    try:
+        t0 = time.perf_counter()
+        lsp.initialize(ws, timeout=1800)
+        index = lsp.result("leo.indexWorkspace", {}, timeout=3600)
+        ready = time.perf_counter() - t0
+        lsp.result("leo.search", {"query": "warm up the model", "mode": "vector"})
+        for mode in ("hybrid", "vector", "lexical"):
+            times, server = [], []
+            for i in range(n_queries):
+                query = f"{WORDS[i % len(WORDS)]} the {NOUNS[(i * 7) % len(NOUNS)]} items"
+                t = time.perf_counter()
+                res = lsp.result("leo.search", {"query": query, "limit": 10, "mode": mode})
+                times.append((time.perf_counter() - t) * 1000)
+                server.append(float(res.get("tookMs", 0.0)))
+                assert res["results"], res
+            rows.append(
+                f"{chunks:>10,} {mode:<8} {pctl(times, 0.5):8.1f} {pctl(times, 0.95):8.1f} "
+                f"{pctl(server, 0.5):9.1f} {ready:9.1f} {built:8.0f}"
+            )
+        assert index.get("embedded", 0) == 0, index  # warm: nothing was re-embedded
+    finally:
+        lsp.shutdown()
+    return rows
+
+
+def run_lsp(sizes: list[int], n_queries: int) -> None:
+    """Print the LSP round-trip table."""
+    print(
+        "\nleo.search over stdio (real leo-lsp, query embedded by the local model)\n"
+        f"{'chunks':>10} {'mode':<8} {'p50 ms':>8} {'p95 ms':>8} {'server ms':>9} "
+        f"{'start s':>9} {'build s':>8}"
+    )
+    with tempfile.TemporaryDirectory(prefix="leo-bench-lsp-") as tmp:
+        for size in sizes:
+            for row in lsp_round_trips(size, n_queries, Path(tmp)):
+                print(row, flush=True)
+
+
 def main() -> None:
     """Parse flags, then benchmark each size (and the real embeddings when given)."""
     # The data generation's own matrix products: two OpenBLAS threads on two busy cores thrash
@@ -219,6 +337,8 @@ def main() -> None:
     parser.add_argument("--store-dtype", choices=["float16", "float32"], default=None)
     parser.add_argument("--real-docs", type=Path, help=".npy of real document embeddings")
     parser.add_argument("--real-queries", type=Path, help=".npy of real query embeddings")
+    parser.add_argument("--lsp-sizes", default="10000,100000", help="'' to skip the LSP table")
+    parser.add_argument("--lsp-queries", type=int, default=50)
     args = parser.parse_args()
     options: dict[str, object] = {}
     if args.coarse_dim is not None:
@@ -247,6 +367,9 @@ def main() -> None:
             CASES[:3],
             "real MiniLM embeddings",
         )
+    lsp_sizes = [int(s) for s in args.lsp_sizes.split(",") if s]
+    if lsp_sizes:
+        run_lsp(lsp_sizes, args.lsp_queries)
 
 
 if __name__ == "__main__":

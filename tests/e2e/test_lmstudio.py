@@ -200,7 +200,7 @@ async def test_fallback_to_local_model_when_server_down(tmp_path: Path) -> None:
         assert report["pending"] == 0 and report["embedded"] >= 3 and not report["errors"]
         emb = (await command(lsp, "leo.health"))["services"]["embedding"]
         assert emb["status"] == "fallback"
-        assert emb["model"] == "minilm-l6-v2-int8" and emb["dim"] == 384
+        assert emb["model"] == "minilm-l6-v2-code-int8" and emb["dim"] == 384
         assert emb["configuredModel"] == f"openai:{NOMIC}" and emb["fallbackReason"]
         res = await command(
             lsp, "leo.search", {"query": "distance between two places on the globe"}

@@ -125,7 +125,7 @@ async def test_crawl_respects_gitignore_reports_progress_and_restart_reembeds_no
         assert report["embedded"] == 0  # nothing re-embedded after a restart
         assert report["unchanged"] >= 3
         health = await command(lsp, "leo.health")
-        assert health["services"]["embedding"]["model"] == "minilm-l6-v2-int8"
+        assert health["services"]["embedding"]["model"] == "minilm-l6-v2-code-int8"
         res = await command(lsp, "leo.search", {"query": "put a product into the shopping cart"})
         assert res["results"][0]["symbol"] == "add_item"
         assert res["results"][0]["scope"] == "Cart"

@@ -34,7 +34,7 @@ def embedder() -> Iterator[LocalEmbedder]:
 
 def test_is_an_embedding_provider(embedder: LocalEmbedder) -> None:
     assert isinstance(embedder, EmbeddingProvider)
-    assert embedder.model_id == MODEL_ID == "minilm-l6-v2-int8"
+    assert embedder.model_id == MODEL_ID == "minilm-l6-v2-code-int8"
     assert embedder.dim == DIM == 384
     assert embedder.load_seconds is not None
 

@@ -176,7 +176,7 @@ async def test_fallback_switches_to_local_with_its_own_model_id(
     vectors = await provider.embed_documents(["def f(): pass"])
     # The same call returns local vectors, and model_id says so: never mixed with Nomic's.
     assert provider.using_fallback
-    assert provider.model_id == "minilm-l6-v2-int8" and provider.dim == 384
+    assert provider.model_id == "minilm-l6-v2-code-int8" and provider.dim == 384
     assert vectors.shape == (1, 384)
     assert provider.fallback_reason is not None and "not loaded" in provider.fallback_reason
     query = await provider.embed_query("a function")

@@ -202,3 +202,56 @@ def test_numpy_fallback_when_vec_cannot_load(tmp_path: Path) -> None:
         tmp_path / "i.sqlite3", project_id="p", root="/r", dim=DIM, model_id="m", load_vec=False
     )
     assert s2.vector_search(vec(3), 1)[0][1] == pytest.approx(1.0, abs=1e-3)
+
+
+def _many_items_store(path: Path, n: int = 40) -> ProjectStore:
+    """`n` functions that all mention "items"; two of them also mention "parse"."""
+    s = open_store(path)
+    chunks = [
+        chunk(
+            f"def f{i}(items):\n    return {'parse(items)' if i < 2 else 'len(items)'} + {i}",
+            f"f{i}",
+            line=i * 3,
+        )
+        for i in range(n)
+    ]
+    s.upsert_file(
+        "a.py",
+        content_hash="h",
+        size=1,
+        mtime_ns=1,
+        language="python",
+        decision=ALLOW,
+        chunks=chunks,
+    )
+    pending = s.pending()
+    s.save_vectors([p.hash for p in pending], np.stack([vec(i) for i in range(len(pending))]))
+    return s
+
+
+def test_lexical_query_drops_its_commonest_term_beyond_the_postings_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = _many_items_store(tmp_path / "index.sqlite3")
+    # Within the budget every term counts: rows with only "items" are found too.
+    assert len(s.lexical_search("parse the items", 100)) == 40
+    # Over it, "items" (in all 40 rows) is dropped and "parse" (2 rows) answers alone.
+    monkeypatch.setattr("leo_lsp.store.project_store.LEXICAL_POSTINGS_BUDGET", 10)
+    hits = s.lexical_search("parse the items", 100)
+    assert len(hits) == 2
+    assert {s.hits([cid])[cid].symbol for cid, _ in hits} == {"f0", "f1"}
+    # The rarest term is kept even alone over budget: a lexical query always has one term.
+    assert len(s.lexical_search("items", 100)) == 40
+    s.close()
+
+
+def test_rerank_vectors_come_from_the_index_and_match_sqlite(tmp_path: Path) -> None:
+    s = _many_items_store(tmp_path / "index.sqlite3")
+    ids = [int(r[0]) for r in s.execute("SELECT id FROM chunks")]
+    from_index = s.vectors_of(ids)
+    from_sqlite = s._vectors_by("hash", ids, None)
+    assert sorted(from_index) == sorted(from_sqlite) == sorted(ids)
+    for cid in ids:  # the index holds float16: equal to ~1e-3
+        np.testing.assert_allclose(from_index[cid], from_sqlite[cid], atol=2e-3)
+    assert s.vectors_of(ids, model="another-model") == {}
+    s.close()
