@@ -26,7 +26,7 @@ BM25, name cosine, name overlaps, kinds) 0.481 MRR@10; + list ranks, dunder/priv
 0.483; + substrings of run-together names 0.489; + file cosine 0.496; the phrased name view
 0.497; refitted on query vectors of the learned query adapter (out-of-fold, see
 embeddings/query_adapter.py) 0.517; refitted for the code-tuned embedded model (see
-embeddings/local.py) 0.547. Tried and not kept: IDF-weighted name overlap (+0.0004),
+embeddings/local.py) 0.555. Tried and not kept: IDF-weighted name overlap (+0.0004),
 a class-chunk cosine, a cosine with the body's identifiers as words, per-query z-scores, a small
 MLP in place of the linear model (+0.003, not worth its opacity), a k-NN over name vectors as a
 third candidate source, an identifier-style rewrite of the query. RRF (the spine's first
@@ -106,8 +106,8 @@ _KIND_FEATURES = ("function", "method", "class", "block")
 # modules that share no file with bench_quality's corpus (1,500 queries; softmax listwise loss,
 # L2 0.01; hybrid on out-of-fold query-adapter vectors, see query_adapter.py); order as FEATURES.
 HYBRID_WEIGHTS = (
-    7.81, 1.41, 1.34, -1.45, 0.563, 0.259, 0.00197, 0.9, -0.6, 0.849, 0.753, -2.53, -2.53, 8.77,
-    0.147, 0.333, -0.205, -2.95, -0.408, -3.75, 0.791, 0.766, 4.15,
+    7.51, 1.19, 1.1, -1.36, 0.433, 0.291, -0.0292, 0.947, -0.647, 0.888, 0.773, -2.47, -2.63, 8.75,
+    0.167, 0.389, -0.0458, -2.95, -0.404, -3.84, 0.746, 0.663, 3.95,
 )  # fmt: skip
 LEXICAL_WEIGHTS = (
     0, 5.38, 0, -1.38, 1.55, 0.822, 1.04, 0.943, -0.769, 1.3, 0.799, -3.17, -2.07, 0,

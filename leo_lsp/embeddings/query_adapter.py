@@ -7,8 +7,8 @@ further towards the code they describe. Document vectors are untouched, so nothi
 and the map can change between releases freely; it is refitted whenever the model's weights change.
 
 Measured for the code-tuned model (exact cosine ranking, tests/bench/fit_adapter.py): vector-only
-MRR@10 on the training task 0.424 → 0.479 (3-fold cross-validation, out-of-fold maps), on the
-benchmark's tune half 0.508 → 0.531 (fitted on all 1,500 training queries, l2 0.1, temperature
+MRR@10 on the training task 0.431 → 0.487 (3-fold cross-validation, out-of-fold maps), on the
+benchmark's tune half 0.546 → 0.552 (fitted on all 1,500 training queries, l2 0.1, temperature
 0.05). For the untuned MiniLM it was worth more (0.327 → 0.410 and 0.389 → 0.462): fine-tuning
 already taught the encoder most of what the map learns.
 """

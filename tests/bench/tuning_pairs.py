@@ -7,7 +7,8 @@ from both the quality benchmark (bench_quality.py) and the ranker's training tas
 leo. The positive of each query is the text leo embeds for the chunk holding the function
 (`embed_text(chunk.text, chunk.context)`), so the model is tuned on exactly what it will read.
 
-    python tests/bench/tuning_pairs.py /tmp/leo-tune/pairs.jsonl
+    python tests/bench/tuning_pairs.py /tmp/leo-tune/pairs.jsonl \
+        --site /tmp/tune-venv/lib/python3.11/site-packages
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import json
 import re
 import sys
 import sysconfig
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,10 @@ THIRD_PARTY = (
     "idna", "certifi", "charset_normalizer", "rsa", "pyasn1", "pyasn1_modules", "grpc",
     "proto", "jwt", "cryptography", "msgpack", "sortedcontainers", "pytest_lsp", "coverage",
     "ruff", "packaging", "typing_extensions", "cffi", "pycparser", "websockets", "h11",
+    # Installed beside the fine-tuning tools (--site): large, well-documented code bases.
+    "torch", "transformers", "sympy", "networkx", "huggingface_hub", "onnx", "onnxscript",
+    "fsspec", "scipy", "sklearn", "pydantic", "rich", "pygments", "click", "typer", "mpmath",
+    "joblib", "markdown_it", "yaml", "filelock", "sentence_transformers",
 )  # fmt: skip
 
 
@@ -49,7 +54,7 @@ def _load_make_corpus() -> Any:
     return module
 
 
-def source_files() -> Iterator[tuple[str, Path]]:
+def source_files(extra_sites: Sequence[Path] = ()) -> Iterator[tuple[str, Path]]:
     """(group, file) for every tuning source; the group keeps a package's pairs together."""
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     held = set(STDLIB_PACKAGES) | set(TRAIN_PACKAGES) | EXCLUDED_STDLIB
@@ -60,20 +65,22 @@ def source_files() -> Iterator[tuple[str, Path]]:
                 yield f"stdlib/{entry.name}", f
         elif entry.suffix == ".py" and entry.name not in held_modules:
             yield f"stdlib/{entry.stem}", entry
-    site = Path(sysconfig.get_paths()["purelib"])
-    for name in THIRD_PARTY:
-        root = site / name
-        if root.is_dir():
-            for f in sorted(root.rglob("*.py")):
-                yield name, f
+    seen: set[str] = set()
+    for site in (Path(sysconfig.get_paths()["purelib"]), *extra_sites):
+        for name in THIRD_PARTY:
+            root = site / name
+            if root.is_dir() and name not in seen:
+                seen.add(name)
+                for f in sorted(root.rglob("*.py")):
+                    yield name, f
 
 
-def pairs(max_per_group: int = 1500) -> Iterator[dict[str, Any]]:
+def pairs(max_per_group: int = 1500, extra_sites: Sequence[Path] = ()) -> Iterator[dict[str, Any]]:
     """Every usable (query, positive) pair: the kit's filters, one chunk that is a hit."""
     kit = _load_make_corpus()
     chunker = Chunker()
     per_group: dict[str, int] = {}
-    for group, f in source_files():
+    for group, f in source_files(extra_sites):
         if any(p in ("tests", "test", "testing") for p in f.parts[-4:-1]):
             continue
         try:
@@ -124,11 +131,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("out", type=Path)
     ap.add_argument("--max-per-group", type=int, default=1500)
+    ap.add_argument("--site", type=Path, action="append", default=[], help="more site-packages")
     args = ap.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     n, groups = 0, set()
     with args.out.open("w", encoding="utf-8") as fh:
-        for p in pairs(args.max_per_group):
+        for p in pairs(args.max_per_group, args.site):
             fh.write(json.dumps(p) + "\n")
             n += 1
             groups.add(p["group"])
