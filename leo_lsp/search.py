@@ -214,7 +214,21 @@ class QueryTerms:
 
 def name_view(hit: SearchHit) -> str:
     """Scope and signature as plain words: `Message get all name failobj`."""
-    return lexical_name_view(hit.symbol, hit.scope, hit.snippet)
+    return _name_view(hit.symbol, hit.scope, hit.snippet)
+
+
+# Per-chunk text work, cached by the chunk's text: the same chunks come back query after query,
+# and recomputing these for ~120 candidates cost ~20 ms of a hybrid query's ~45 (10k chunks).
+# 8,192 snippets of ≤ ~2 KB each bound each cache to ~16 MB.
+@functools.lru_cache(maxsize=8192)
+def _name_view(symbol: str, scope: str, snippet: str) -> str:
+    return lexical_name_view(symbol, scope, snippet)
+
+
+@functools.lru_cache(maxsize=8192)
+def _body_stems(snippet: str) -> frozenset[str]:
+    """Stems of every identifier part in a chunk's text."""
+    return frozenset(p for ident in set(_IDENT.findall(snippet)) for p in _ident_stems(ident))
 
 
 @functools.lru_cache(maxsize=65_536)
@@ -232,9 +246,9 @@ def candidate_features(c: Candidate, terms: QueryTerms) -> list[float]:
     hit = c.hit
     cosine = c.cosine if c.cosine is not None else 0.0
     name_cosine = c.name_cosine if c.name_cosine is not None else cosine
-    name_parts = [stem(p) for p in split_identifier(hit.symbol)] if hit.symbol else []
-    scope_parts = [stem(p) for p in split_identifier(hit.scope)] if hit.scope else []
-    body = {p for ident in set(_IDENT.findall(hit.snippet)) for p in _ident_stems(ident)}
+    name_parts = _ident_stems(hit.symbol) if hit.symbol else ()
+    scope_parts = _ident_stems(hit.scope) if hit.scope else ()
+    body = _body_stems(hit.snippet)
     coverage = sum(1 for t in terms.stems if t in body) / len(terms.stems) if terms.stems else 0.0
     lines = max(1, hit.end_line - hit.start_line + 1)
     symbol = hit.symbol
