@@ -21,6 +21,9 @@ query adapter) on the quality benchmark's tune half 0.389 → 0.546, held-out ha
 (the same as the float32 export: 0.547 / 0.490). Speed, length-sorted batches of 16 on 2 cores:
 the untuned int8 file leo shipped before 52 chunks/s, this export 60, float32 73, dynamic int8
 (MatMulInteger) 94, but that one was not kept (see int8_weights).
+Tried and not kept: 0.6 epoch (448 steps) over 24k pairs including torch, transformers, sympy,
+scipy and others (tuning_pairs.py --site): training-task CV equal (0.487 adapted), tune half lower
+(0.537 vs 0.552 adapted), so the shipped model is the 10.5k-pair one (tuning_pairs.py defaults).
 After replacing the model: refit the query adapter (fit_adapter.py) and the ranking weights
 (fit_ranker.py), and give the model a new MODEL_ID in leo_lsp/embeddings/local.py.
 """
