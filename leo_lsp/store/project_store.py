@@ -730,8 +730,9 @@ class ProjectStore:
         BM25 scores every row a term matches before the LIMIT applies: a word in every chunk
         ("items", "value") costs ~1 µs per row, 1 s at 1M chunks, and ranks by little more than
         the rarer terms and the vectors already do. Terms are looked up in the FTS5 vocabulary (a
-        b-tree range, ~0.2 ms each) and the commonest dropped while they would exceed the budget;
-        below ~20k chunks nothing is ever dropped.
+        b-tree range, ~0.2 ms each) and the commonest dropped while they would exceed the budget.
+        A prefix sums every word it covers ("item"* counts "item" and "items"), so the count is
+        an upper bound and terms can be dropped from projects of well under 20k chunks.
         """
         if len(parts) < 2 or not self._vocab:
             return parts

@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
 
-from bench_bounds import NOUNS, WORDS, make_workspace  # noqa: E402
+from bench_bounds import NOUNS, WORDS, make_workspace, pct  # noqa: E402
 from rel_support import RawLsp  # noqa: E402
 
 from leo_lsp.embeddings.local import DIM, MODEL_ID  # noqa: E402
@@ -269,11 +269,6 @@ async def populate(workspace: Path, data_dir: Path) -> int:
         await services.close()
 
 
-def pctl(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def lsp_round_trips(size: int, n_queries: int, tmp: Path) -> list[str]:
     """Table rows for one size: leo.search round trips over stdio, per mode."""
     ws, data = tmp / f"ws-{size}", tmp / f"data-{size}"
@@ -299,8 +294,8 @@ def lsp_round_trips(size: int, n_queries: int, tmp: Path) -> list[str]:
                 server.append(float(res.get("tookMs", 0.0)))
                 assert res["results"], res
             rows.append(
-                f"{chunks:>10,} {mode:<8} {pctl(times, 0.5):8.1f} {pctl(times, 0.95):8.1f} "
-                f"{pctl(server, 0.5):9.1f} {ready:9.1f} {built:8.0f}"
+                f"{chunks:>10,} {mode:<8} {pct(times, 0.5):8.1f} {pct(times, 0.95):8.1f} "
+                f"{pct(server, 0.5):9.1f} {ready:9.1f} {built:8.0f}"
             )
         assert index.get("embedded", 0) == 0, index  # warm: nothing was re-embedded
     finally:
