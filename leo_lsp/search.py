@@ -13,7 +13,9 @@ Ranking (hybrid mode), measured on the docstring→function task of tests/bench/
    candidate lists; how much of the symbol's and scope's name the query says (split, and as
    substrings of run-together names like `getrouteaddr`, with a few verb → name-prefix synonyms:
    "return" → get, "whether" → is/has); how many query terms occur in the code; the chunk's
-   length, kind, dunder/private name, and whether it is the tail of a split definition.
+   length, kind, dunder/private name, and whether it is the tail of a split definition; its
+   shape against the query: parameters the query names (`*n*`), "returns"/"yields" said of
+   code that does or does not, an abstract declaration, the query's first word as the name's.
 3. Chunks without a stored name vector yet (indexed by an older leo, or still pending) use their
    code cosine in its place; those among the best `RERANK_DEPTH` get their name view embedded now
    (cached in memory, LRU) and are re-scored.
@@ -26,7 +28,8 @@ BM25, name cosine, name overlaps, kinds) 0.481 MRR@10; + list ranks, dunder/priv
 0.483; + substrings of run-together names 0.489; + file cosine 0.496; the phrased name view
 0.497; refitted on query vectors of the learned query adapter (out-of-fold, see
 embeddings/query_adapter.py) 0.517; refitted for the code-tuned embedded model (see
-embeddings/local.py) 0.555. Tried and not kept: IDF-weighted name overlap (+0.0004),
+embeddings/local.py) 0.555; + the signature and body shape 0.563 (tune half 0.612 → 0.618).
+Tried and not kept: IDF-weighted name overlap (+0.0004),
 a class-chunk cosine, a cosine with the body's identifiers as words, per-query z-scores, a small
 MLP in place of the linear model (+0.003, not worth its opacity), a k-NN over name vectors as a
 third candidate source, an identifier-style rewrite of the query. RRF (the spine's first
@@ -57,7 +60,13 @@ from leo_lsp.errors import EmbeddingUnavailable, InvalidArguments
 from leo_lsp.indexing.projects import Project, ProjectRegistry
 from leo_lsp.records import SearchHit
 from leo_lsp.store.lexical import name_view as lexical_name_view
-from leo_lsp.store.lexical import query_terms, split_identifier, stem
+from leo_lsp.store.lexical import (
+    query_terms,
+    signature_line,
+    signature_params,
+    split_identifier,
+    stem,
+)
 from leo_lsp.store.project_store import ProjectStore, path_filter_for
 
 logger = logging.getLogger(__name__)
@@ -99,6 +108,14 @@ FEATURES = (
     "name_substring",
     "name_substring_synonyms",
     "file_cosine",
+    "param_overlap",
+    "param_mention",
+    "no_params",
+    "returns_value",
+    "returns_nothing",
+    "yields",
+    "abstract",
+    "first_word",
 )
 _KIND_FEATURES = ("function", "method", "class", "block")
 
@@ -106,12 +123,13 @@ _KIND_FEATURES = ("function", "method", "class", "block")
 # modules that share no file with bench_quality's corpus (1,500 queries; softmax listwise loss,
 # L2 0.01; hybrid on out-of-fold query-adapter vectors, see query_adapter.py); order as FEATURES.
 HYBRID_WEIGHTS = (
-    7.51, 1.19, 1.1, -1.36, 0.433, 0.291, -0.0292, 0.947, -0.647, 0.888, 0.773, -2.47, -2.63, 8.75,
-    0.167, 0.389, -0.0458, -2.95, -0.404, -3.84, 0.746, 0.663, 3.95,
+    7.14, 1.22, 0.695, -1.61, 0.533, 0.313, -0.0826, 0.926, -0.479, 0.774, 0.71, -2.15, -2.43, 9.1,
+    0.162, 0.351, -0.0569, -2.96, -0.378, -3.64, 0.838, 0.705, 4.05, -0.791, 1.52, -0.106, 0.529,
+    -0.829, 2.23, 1.58, 0.548,
 )  # fmt: skip
 LEXICAL_WEIGHTS = (
-    0, 5.38, 0, -1.38, 1.55, 0.822, 1.04, 0.943, -0.769, 1.3, 0.799, -3.17, -2.07, 0,
-    0, 0.137, 0, -3.07, -0.564, -4.33, 3.12, 1.58, 0,
+    0, 5.31, 0, -1.72, 1.61, 0.803, 0.748, 0.913, -0.586, 1.14, 0.742, -2.88, -1.83, 0, 0, 0.0606,
+    0, -3.04, -0.527, -3.8, 3.01, 1.61, 0, 0.164, 1.34, 0.0983, 0.813, -1.01, 2.63, 1.46, 0.819,
 )  # fmt: skip
 
 # Query words and the name parts they usually stand for (docstrings say "Return the…" of
@@ -140,6 +158,12 @@ _SYNONYM_WORDS: dict[str, tuple[str, ...]] = {
 }
 SYNONYMS = {stem(k): tuple(stem(v) for v in vs) for k, vs in _SYNONYM_WORDS.items()}
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_WORDS = re.compile(r"[A-Za-z]+")
+_SAYS_RETURN = re.compile(r"\breturns?\b")
+_SAYS_YIELD = re.compile(r"\byield|iterat|generat")
+_RETURNS_VALUE = re.compile(r"\breturn\s+[^\s;]")
+_YIELDS = re.compile(r"\byield\b")
+_ABSTRACT = re.compile(r"\babstract")
 
 
 @attrs.define
@@ -201,6 +225,10 @@ class QueryTerms:
 
     stems: frozenset[str]
     with_synonyms: frozenset[str]
+    text: str = ""
+    first: str = ""  # the first word, stemmed: docstrings open with the name's verb
+    says_return: bool = False
+    says_yield: bool = False
 
     @classmethod
     def of(cls, query: str) -> QueryTerms:
@@ -209,7 +237,16 @@ class QueryTerms:
         # the "return" → get synonym) lowered tune-half MRR (0.558 → 0.538).
         stems = frozenset(stem(t) for t in query_terms(query))
         extra = {s for t in stems for s in SYNONYMS.get(t, ())}
-        return cls(stems, stems | extra)
+        words = _WORDS.findall(query)
+        lower = query.lower()
+        return cls(
+            stems,
+            stems | extra,
+            query,
+            stem(words[0].lower()) if words else "",
+            _SAYS_RETURN.search(lower) is not None,
+            _SAYS_YIELD.search(lower) is not None,
+        )
 
 
 def name_view(hit: SearchHit) -> str:
@@ -235,6 +272,56 @@ def _body_stems(snippet: str) -> frozenset[str]:
 def _ident_stems(ident: str) -> tuple[str, ...]:
     """Stemmed parts of one identifier; cached: a project repeats a bounded set of names."""
     return tuple(stem(p) for p in split_identifier(ident))
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What a chunk's text says about its signature and body, independent of any query."""
+
+    params: tuple[str, ...]
+    param_stems: tuple[str, ...]
+    returns_value: bool
+    yields: bool
+    abstract: bool
+
+
+@functools.lru_cache(maxsize=8192)
+def _shape(symbol: str, snippet: str) -> _Shape:
+    params = tuple(signature_params(symbol, snippet))
+    line = signature_line(symbol, snippet)
+    at = snippet.find(line)
+    head = snippet[: at + len(line)] if at >= 0 else ""  # decorators and modifiers
+    return _Shape(
+        params,
+        tuple(s for p in params for s in _ident_stems(p)),
+        _RETURNS_VALUE.search(snippet) is not None,
+        _YIELDS.search(snippet) is not None,
+        _ABSTRACT.search(head) is not None,
+    )
+
+
+def _mentions(query: str, ident: str) -> bool:
+    """Whether the query names the identifier: as a word, or marked up (`*n*`) if one letter."""
+    pattern = rf"[*`']{ident}[*`']" if len(ident) == 1 else rf"\b{re.escape(ident)}\b"
+    return re.search(pattern, query) is not None
+
+
+def _shape_features(hit: SearchHit, terms: QueryTerms) -> list[float]:
+    """Signature and body against the query: parameters it names, return/yield, abstract, verb."""
+    shape = _shape(hit.symbol, hit.snippet)
+    params = shape.params
+    mentioned = sum(1 for p in params if _mentions(terms.text, p)) / len(params) if params else 0.0
+    first_part = _ident_stems(hit.symbol)[:1] if hit.symbol else ()
+    return [
+        _overlap(shape.param_stems, terms.stems),
+        mentioned,
+        float(not params),
+        float(terms.says_return and shape.returns_value),
+        float(terms.says_return and not shape.returns_value),
+        float(terms.says_yield and shape.yields),
+        float(shape.abstract),
+        float(bool(first_part) and first_part[0] == terms.first),
+    ]
 
 
 def _overlap(parts: Sequence[str], terms: frozenset[str]) -> float:
@@ -278,6 +365,7 @@ def candidate_features(c: Candidate, terms: QueryTerms) -> list[float]:
         inside,
         covered / max(1, len(joined)),
         c.file_cosine,
+        *_shape_features(hit, terms),
     ]
 
 

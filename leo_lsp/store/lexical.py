@@ -102,6 +102,10 @@ _SIGNATURE_NOISE = frozenset(
 )
 
 
+# Keywords that occur in parameter lists without naming anything.
+_VALUE_WORDS = frozenset("none true false null nil this mut ref const self cls".split())
+
+
 def _words(text: str) -> list[str]:
     return [p for ident in _IDENT.findall(text) for p in split_identifier(ident)]
 
@@ -117,6 +121,51 @@ def signature_line(symbol: str, text: str) -> str:
         if symbol and symbol in line:
             return line
     return first
+
+
+def signature_params(symbol: str, text: str) -> list[str]:
+    """Identifiers inside the symbol's parameter list (names, types, defaults), noise words out.
+
+    Reads past the signature line, so a parameter list wrapped over lines is read whole.
+    """
+    line = signature_line(symbol, text)
+    at = text.find(line) if line else -1
+    if at < 0:
+        return []
+    named = text.find(symbol, at) if symbol else -1
+    opening = text.find("(", named if named >= 0 else at, at + len(line))
+    if opening < 0:
+        return []
+    depth = 0
+    for end in range(opening, min(len(text), opening + 2000)):
+        depth += {"(": 1, ")": -1}.get(text[end], 0)
+        if depth == 0:
+            break
+    names: list[str] = []
+    for param in _top_level_split(text[opening + 1 : end]):
+        # `name: type = default` (Python, TypeScript, Rust) keeps `name`; `int n` keeps both.
+        declared = re.split(r"[:=]", param, maxsplit=1)[0]
+        names.extend(
+            ident
+            for ident in _IDENT.findall(declared)
+            if ident.lower() not in _SIGNATURE_NOISE and ident.lower() not in _VALUE_WORDS
+        )
+    return names
+
+
+def _top_level_split(params: str) -> list[str]:
+    """Split a parameter list on the commas outside brackets (`Dict[str, int]` stays whole)."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(params):
+        if ch in "([{<":
+            depth += 1
+        elif ch in ")]}>":
+            depth = max(0, depth - 1)
+        elif ch == "," and depth == 0:
+            parts.append(params[start:i])
+            start = i + 1
+    parts.append(params[start:])
+    return parts
 
 
 def name_view(symbol: str, scope: str, text: str) -> str:

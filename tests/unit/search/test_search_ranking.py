@@ -23,7 +23,7 @@ from leo_lsp.search import (
     candidate_features,
     name_view,
 )
-from leo_lsp.store.lexical import fts_query, stem
+from leo_lsp.store.lexical import fts_query, signature_params, stem
 from leo_lsp.store.project_store import ProjectStore
 
 MAILBOX = """\
@@ -148,6 +148,38 @@ def test_name_view_is_scope_and_signature_words() -> None:
     assert f[0] == 0.5  # cosine
     assert f[3] == pytest.approx(1 / 3)  # "unread" of get/unread/count
     assert f[4] == pytest.approx(2 / 3)  # "number" → count
+
+
+def test_signature_params_read_names_across_lines_and_languages() -> None:
+    python = "@cache\ndef f(\n    self,\n    table: Dict[str, int] = None,\n"
+    python += "    *rows, sep=', ',\n) -> None:"
+    assert signature_params("f", python) == ["table", "rows", "sep"]
+    assert signature_params("parse", "function parse(text: string, opts?: Opts): Node {") == [
+        "text",
+        "opts",
+    ]
+    assert signature_params("size", "public int size(List<String> xs, int n) {") == [
+        "List", "String", "xs", "int", "n",
+    ]  # fmt: skip
+    assert signature_params("Mailbox", "class Mailbox:\n    def f(self): pass") == []
+
+
+def test_signature_and_body_features_follow_the_query() -> None:
+    hit = SearchHit(
+        "s.py", 0, 4, 0, 0, 0.0, "python", "quantiles", "method", "NormalDist",
+        "    @abstractmethod\n    def quantiles(self, n=4):\n        return [n]\n",
+    )  # fmt: skip
+    c = Candidate(None, hit, 0.4, 0.0, ["vector"], False)  # type: ignore[arg-type]
+
+    def features(query: str) -> dict[str, float]:
+        return dict(zip(FEATURES, candidate_features(c, QueryTerms.of(query)), strict=True))
+
+    f = features("Divide into *n* intervals; returns the cut points")
+    assert f["param_mention"] == 1.0 and f["no_params"] == 0.0  # `*n*` names the parameter
+    assert f["returns_value"] == 1.0 and f["returns_nothing"] == 0.0
+    assert f["abstract"] == 1.0 and f["yields"] == 0.0 and f["first_word"] == 0.0
+    f = features("Quantiles of a distribution, n a count")  # a bare one-letter word is no mention
+    assert f["param_mention"] == 0.0 and f["returns_value"] == 0.0 and f["first_word"] == 1.0
 
 
 async def test_hybrid_ranks_by_meaning_and_names(
