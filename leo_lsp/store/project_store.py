@@ -499,12 +499,21 @@ class ProjectStore:
     # -- vectors ---------------------------------------------------------------------------
 
     def pending(
-        self, limit: int = 10_000, paths: Sequence[str] | None = None, *, model: str | None = None
+        self,
+        limit: int = 10_000,
+        paths: Sequence[str] | None = None,
+        *,
+        model: str | None = None,
+        texts: str = "all",
     ) -> list[PendingChunk]:
         """Texts without a stored vector of `model` (default `model_id`), one per distinct hash:
         chunks first (those of the most recently changed files first: they are what the developer
-        is working on), then name views.
+        is working on), then name views; `texts` = "chunks" or "names" for one kind only.
+
+        Without `paths` both queries scan every chunk (~6 s each at 1M chunks): a full pass
+        should go a group of paths at a time (paths_by_recency).
         """
+        assert texts in ("all", "chunks", "names")
         model = model or self.model_id
         where = ""
         args: list[Any] = []
@@ -521,12 +530,25 @@ class ProjectStore:
                  LEFT JOIN vec_items vi ON vi.hash = c.name_hash AND vi.model = ?
                  WHERE c.name_hash != '' AND vi.id IS NULL{where} GROUP BY c.name_hash LIMIT ?"""
         with self._lock:
-            rows = self._conn.execute(chunks_sql, [model, *args, limit]).fetchall()
-            out = [PendingChunk(r[0], r[1], embed_text(r[2], r[3])) for r in rows]
-            if len(out) < limit:
+            out: list[PendingChunk] = []
+            if texts != "names":
+                rows = self._conn.execute(chunks_sql, [model, *args, limit]).fetchall()
+                out = [PendingChunk(r[0], r[1], embed_text(r[2], r[3])) for r in rows]
+            if len(out) < limit and texts != "chunks":
                 rows = self._conn.execute(names_sql, [model, *args, limit - len(out)]).fetchall()
                 out.extend(PendingChunk(r[0], r[1], r[2], name_view=True) for r in rows)
         return out
+
+    def paths_by_recency(self) -> list[str]:
+        """Every file's path, the most recently changed first."""
+        with self._rlock:
+            rows = self._reader.execute("SELECT path FROM files ORDER BY mtime_ns DESC, id DESC")
+            return [r[0] for r in rows]
+
+    def file_count(self) -> int:
+        """How many files the project has (indexed or denied)."""
+        with self._rlock:
+            return int(self._reader.execute("SELECT COUNT(*) FROM files").fetchone()[0])
 
     def pending_count(self, *, max_age: float = 0.0) -> int:
         """How many distinct chunk contents still need a vector (of `model_id`).
