@@ -62,6 +62,8 @@ WINDOW_LINES = 40
 # A one-line crumb with fewer non-blank characters than this (`}`, `end`, `main()`) joins the
 # chunk before it.
 TINY_CHARS = 24
+# Lines a piece may exceed max_lines by when tiny crumbs (a closing line or two) fold into it.
+CRUMB_SLACK = 2
 # Minified/generated detection: lines longer than LONG_LINE holding more than LONG_SHARE of the
 # text, or fewer than LETTER_SHARE letters among non-blank characters.
 LONG_LINE = 1000
@@ -488,14 +490,19 @@ class Chunker:
                 and p.start == p.end
                 and doc.weights[p.start] < TINY_CHARS
             )
-            if tiny and final:
+            # Folded only where that keeps the piece near the limit: a stray line after a run of
+            # blank lines stays a piece of its own rather than stretching the one before it.
+            if tiny and final and p.end - final[-1].start < self.max_lines + CRUMB_SLACK:
                 final[-1].end = p.end
                 continue
             if tiny and not final:
                 pending = p if pending is None else replace(pending, end=p.end)
                 continue
-            if pending is not None:
+            if pending is not None and p.end - pending.start < self.max_lines + CRUMB_SLACK:
                 p = replace(p, start=pending.start)
+                pending = None
+            elif pending is not None:
+                final.append(pending)
                 pending = None
             final.append(p)
         if pending is not None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from leo_lsp.records import content_hash
+
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+\d*|[A-Z]+\d*|\d+")
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -189,3 +191,10 @@ def name_view(symbol: str, scope: str, text: str) -> str:
     if scope:
         view += " in " + " ".join(w.lower() for w in split_identifier(scope))
     return view.strip() or "code"
+
+
+def name_columns(symbol: str, scope: str, text: str) -> tuple[str, str]:
+    """A chunk's name view and the hash its vector is stored under."""
+    view = name_view(symbol, scope, text)
+    # Prefixed so a name view never shares a hash (and a vector) with a chunk of the same text.
+    return view, content_hash("name\0" + view)

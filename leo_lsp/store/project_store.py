@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from leo_lsp.errors import StoreError
-from leo_lsp.records import Chunk, Decision, SearchHit, content_hash
+from leo_lsp.records import Chunk, Decision, SearchHit
 from leo_lsp.store import lexical, schema
 from leo_lsp.store.database import DatabaseError, open_checked, open_reader
 from leo_lsp.store.schema import Generation
@@ -57,9 +57,7 @@ class PendingChunk:
 
 
 def _name_columns(chunk: Chunk) -> tuple[str, str]:
-    view = lexical.name_view(chunk.symbol, chunk.scope, chunk.text)
-    # Prefixed so a name view never shares a hash (and a vector) with a chunk of the same text.
-    return view, content_hash("name\0" + view)
+    return lexical.name_columns(chunk.symbol, chunk.scope, chunk.text)
 
 
 def embed_text(chunk_text: str, context: str) -> str:

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from leo_lsp.store import lexical
+
 logger = logging.getLogger(__name__)
 
 Migration = Callable[[Any], None]
@@ -142,7 +144,30 @@ def _v3(conn: Any) -> None:
     conn.execute("DELETE FROM meta WHERE key IN ('model_id', 'dim')")
 
 
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3]
+def _v4(conn: Any) -> None:
+    # Name views are phrased `get all (name, failobj) in message` now; a store indexed before kept
+    # the bare words (`get all name failobj message`, or none before v2) for unchanged files, and
+    # re-ranking compared queries with vectors of the old text. Recompute them: the new views
+    # embed in the background like any pending text (~2 s per 100k chunks here).
+    last = 0
+    while True:
+        rows = conn.execute(
+            "SELECT id, symbol, scope, text FROM chunks WHERE id > ? ORDER BY id LIMIT 5000",
+            (last,),
+        ).fetchall()
+        if not rows:
+            break
+        conn.executemany(
+            "UPDATE chunks SET name_text = ?, name_hash = ? WHERE id = ?",
+            [
+                (*lexical.name_columns(symbol, scope, text), cid)
+                for cid, symbol, scope, text in rows
+            ],
+        )
+        last = rows[-1][0]
+
+
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4]
 
 
 def migrate(conn: Any) -> int:

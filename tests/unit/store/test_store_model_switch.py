@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from leo_lsp.records import Chunk, Decision
-from leo_lsp.store import schema
+from leo_lsp.store import lexical, schema
 from leo_lsp.store.database import connect
 from leo_lsp.store.project_store import ProjectStore
 
@@ -218,10 +218,17 @@ def test_version_2_database_upgrades_with_its_vectors_serving(tmp_path: Path) ->
     conn.close()
 
     s = open_store(db, NEW)
-    assert s.schema_version == 3 and s.switching and s.serving_model == OLD[0]
+    assert s.schema_version == 4 and s.switching and s.serving_model == OLD[0]
+    # v4: the name view (none before v2, bare words until v3) is recomputed as leo phrases it.
+    check = sqlite3.connect(db)
+    row = check.execute("SELECT name_text, name_hash FROM chunks WHERE id = 1").fetchone()
+    check.close()
+    assert tuple(row) == lexical.name_columns("f", "", "x") and row[0] == "f (x)"
     assert s.vector_search(vectors_for(["abcdef01"], 8)[0], 1, model=OLD[0])[0][0] == 1
     # One vector per (hash, model) now: the same content gets the new model's vector too.
     s.save_vectors(["abcdef01"], vectors_for(["abcdef01"], NEW[1]), model=NEW[0])
+    assert s.complete_switch() is False  # the recomputed name view has no vector yet
+    s.save_vectors([row[1]], vectors_for([row[1]], NEW[1]), model=NEW[0])
     assert s.complete_switch() is True and s.serving_model == NEW[0]
     s.close()
     assert "vectors" not in tables(db)
