@@ -11,7 +11,7 @@ single-query searches, unfiltered and filtered, against an exact float32 scan fo
 Numbers are pure index time (no embedding, no sqlite). "cpu" is process CPU time, which a busy
 shared machine inflates far less than wall time; the wall-clock columns are what a user waits.
 
-The second table (`--lsp-sizes`, default 10k and 100k; add 1000000 for 1M, ~25 min) is what an
+The second table (`--lsp-sizes`, default 10k and 100k; add 1000000 for 1M, ~11 min) is what an
 editor waits: a real `leo-lsp` over stdio answering `leo.search` (hybrid, vector, lexical) over a
 synthetic Python workspace of that many functions, the query embedded by the real local model.
 The workspace is indexed first in-process by leo's own crawler with a stand-in embedder of the
