@@ -28,7 +28,9 @@ does about the work of an unfiltered one, and less when the filter is selective.
 path once per query; the share of survivors sets how far the pool widens, and when it is tiny the
 filter runs once per distinct path of the masked rows and the search repeats over exactly the rows
 that pass. Verdicts are remembered per filter object (the last 16), so a caller that keeps one
-filter per glob set (``functools.lru_cache`` on the globs) pays the Python calls once.
+filter per glob set (``functools.lru_cache`` on the globs) pays the Python calls once; once
+(nearly) every path has a verdict, the filter is a mask like a language's and the coarse pass
+ranks only the rows it accepts (1M rows, a package of < 1%: 24 → 4.4 ms; unfiltered 18 ms).
 
 The principal components are fitted on a sample of the rows at the first ``add`` and refitted
 whenever the index has doubled since the last fit, so the basis follows the data at an amortised
@@ -538,6 +540,15 @@ class VectorIndex:
             rows, scores = self._exact(query, mask)
         elif cache is None:
             rows, scores = self._ranked(query, self._pool(k), mask, selected)
+        elif (verdicts := cache.table(len(self._paths))) is not None:
+            # Every path judged already (the same globs re-queried): the filter is a mask like a
+            # language's, and the coarse pass ranks only the rows that pass.
+            allowed = verdicts[self._path[:n]]
+            mask = allowed if mask is None else mask & allowed
+            selected = int(np.count_nonzero(mask))
+            if selected == 0:
+                return []
+            rows, scores = self._ranked(query, self._pool(k), mask, selected)
         else:
             rows, scores = self._ranked_with_paths(query, k, mask, selected, cache)
         rows, scores = self._best(rows, scores, k)
@@ -721,6 +732,21 @@ class _PathCache:
         # -1: not judged yet; 0/1: the verdict. Indexed by path code.
         self._verdicts: npt.NDArray[np.int8] = np.full(len(names), -1, dtype=np.int8)
         self._lock = threading.Lock()
+
+    def table(self, size: int) -> BoolArray | None:
+        """Acceptance by path code (`size` codes), or None while most paths are unjudged.
+
+        A few unjudged codes (paths added since) are judged now; many mean the filter is new.
+        """
+        with self._lock:
+            known = min(len(self._verdicts), size)
+            unjudged = np.flatnonzero(self._verdicts[:known] < 0)
+            if len(unjudged) + size - known > max(64, size // 100):
+                return None
+        self.accepts(np.concatenate([unjudged, np.arange(known, size)]))  # grows if needed
+        with self._lock:
+            accepted: BoolArray = self._verdicts[:size] == 1
+            return accepted
 
     def accepts(self, codes: npt.NDArray[Any]) -> BoolArray:
         """Verdict per code (codes may repeat)."""

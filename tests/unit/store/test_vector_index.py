@@ -400,6 +400,33 @@ def test_path_verdicts_are_remembered_per_filter_and_survive_path_compaction() -
     assert survivors == expected
 
 
+def test_a_filter_whose_paths_are_all_judged_ranks_only_the_rows_it_accepts() -> None:
+    vectors, queries = clustered(3000, 16, seed=21, n_queries=4)
+    index = VectorIndex(16, candidates=32)
+    paths = [f"pkg{i % 50}/m{i % 300}.py" for i in range(3000)]  # pkg7: 2% of the rows
+    index.add(np.arange(3000), vectors, ["python"] * 3000, ["p"] * 3000, paths)
+    calls: list[str] = []
+
+    def in_pkg7(path: str) -> bool:
+        calls.append(path)
+        return path.startswith("pkg7/")
+
+    index.search(queries[0], 10, path_filter=in_pkg7)
+    assert len(calls) <= 300  # each distinct path judged at most once
+    # Every path is judged now, so no query needs the over-fetching pass any more.
+    index._ranked_with_paths = None  # type: ignore[assignment,method-assign]
+    ranked = []
+    for q in queries:
+        ranked.append(index.search(q, 10, path_filter=in_pkg7))
+        exact = index.search(q, 10, path_filter=in_pkg7, exact=True)
+        assert [i for i, _ in ranked[-1]] == [i for i, _ in exact]
+    assert len(calls) <= 300  # later queries use the judged table, no Python calls
+    # A path added later is judged once, on the next query, and its row is found.
+    index.add([9000], queries[1][None, :], ["python"], ["p"], ["pkg7/new.py"])
+    got = index.search(queries[1], 10, path_filter=in_pkg7)
+    assert got[0][0] == 9000 and calls[-1] == "pkg7/new.py"
+
+
 def _mean_unit(rows: F32) -> F32:
     mean = rows.mean(axis=0)
     unit: F32 = (mean / np.linalg.norm(mean)).astype(np.float32)
