@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 
 from leo_lsp.records import Chunk, Decision
 from leo_lsp.store.lexical import fts_query, split_identifier
-from leo_lsp.store.project_store import ProjectStore
+from leo_lsp.store.project_store import ProjectStore, path_filter_for
 
 DIM = 8
 ALLOW = Decision("x", True, "source file", "rules")
@@ -255,3 +256,20 @@ def test_rerank_vectors_come_from_the_index_and_match_sqlite(tmp_path: Path) -> 
         np.testing.assert_allclose(from_index[cid], from_sqlite[cid], atol=2e-3)
     assert s.vectors_of(ids, model="another-model") == {}
     s.close()
+
+
+def test_path_globs_match_like_fnmatch_on_the_path_or_its_file_name() -> None:
+    globs = ["src/pkg3/*", "*.rs", "tests/**/test_*.py", "[ab]*.py", "x?y.go"]
+    accept = path_filter_for(globs)
+    assert accept is not None and accept is path_filter_for(list(globs))  # one object per set
+    paths = ["src/pkg3/m.py", "src/pkg30/m.py", "lib/b.rs", "tests/u/v/test_x.py", "tests/t.py"]
+    paths += ["deep/a.py", "c.py", "xzy.go", "d/xay.go", "d/xy.go", "src/pkg3"]
+
+    def reference(path: str) -> bool:
+        name = path.rsplit("/", 1)[-1]
+        return any(fnmatch.fnmatch(path, g) or fnmatch.fnmatch(name, g) for g in globs)
+
+    assert [accept(p) for p in paths] == [reference(p) for p in paths]
+    assert [p for p in paths if accept(p)] == [
+        "src/pkg3/m.py", "lib/b.rs", "tests/u/v/test_x.py", "deep/a.py", "xzy.go", "d/xay.go",
+    ]  # fmt: skip
