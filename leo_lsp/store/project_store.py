@@ -824,6 +824,8 @@ class ProjectStore:
             for i in range(0, len(ids), 500):
                 part = list(ids[i : i + 500])
                 try:
+                    # Point lookups by rowid (~0.1 ms each). Not `rowid IN (…)`: twice as fast at
+                    # 10k rows, but vec0 answers it with a scan: ~1.1 s per query at 1M rows.
                     rows = self._reader.execute(
                         f"""SELECT c.id, v.embedding FROM chunks c
                             JOIN vec_items vi ON vi.hash = c.{column} AND vi.model = ?
