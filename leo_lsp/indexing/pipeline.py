@@ -30,6 +30,7 @@ from leo_lsp.indexing.crawler import FoundFile, walk
 from leo_lsp.indexing.projects import Project, ProjectRegistry
 from leo_lsp.records import Chunk, Decision, content_hash
 from leo_lsp.settings import Settings
+from leo_lsp.store.project_store import PendingTexts
 
 logger = logging.getLogger(__name__)
 
@@ -461,7 +462,7 @@ class Indexer:
         self,
         project: Project,
         paths: list[str] | None,
-        texts: str,
+        texts: PendingTexts,
         progress: Callable[[int], None] | None,
         cancel: asyncio.Event | None,
         done: int,

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -48,6 +48,10 @@ class FileState:
     allowed: bool
 
 
+# Which pending texts `ProjectStore.pending` returns: chunks, name views, or both.
+PendingTexts = Literal["all", "chunks", "names"]
+
+
 @dataclass(frozen=True, slots=True)
 class PendingChunk:
     """A text (a chunk, or a chunk's name view) whose vector is not yet stored."""
@@ -56,10 +60,6 @@ class PendingChunk:
     hash: str
     text: str
     name_view: bool = False
-
-
-def _name_columns(chunk: Chunk) -> tuple[str, str]:
-    return lexical.name_columns(chunk.symbol, chunk.scope, chunk.text)
 
 
 def embed_text(chunk_text: str, context: str) -> str:
@@ -415,7 +415,7 @@ class ProjectStore:
                         ch.end_byte,
                         ch.text,
                         ch.context,
-                        *_name_columns(ch),
+                        *lexical.name_columns(ch.symbol, ch.scope, ch.text),
                     ),
                 )
                 chunk_id = int(cur.lastrowid)
@@ -504,7 +504,7 @@ class ProjectStore:
         paths: Sequence[str] | None = None,
         *,
         model: str | None = None,
-        texts: str = "all",
+        texts: PendingTexts = "all",
     ) -> list[PendingChunk]:
         """Texts without a stored vector of `model` (default `model_id`), one per distinct hash:
         chunks first (those of the most recently changed files first: they are what the developer
@@ -513,7 +513,6 @@ class ProjectStore:
         Without `paths` both queries scan every chunk (~6 s each at 1M chunks): a full pass
         should go a group of paths at a time (paths_by_recency).
         """
-        assert texts in ("all", "chunks", "names")
         model = model or self.model_id
         where = ""
         args: list[Any] = []
@@ -1080,7 +1079,7 @@ def _glob_any(path: str, globs: Sequence[str]) -> bool:
 @functools.lru_cache(maxsize=64)
 def _path_filter(globs: tuple[str, ...]) -> Callable[[str], bool]:
     # fnmatch.fnmatch semantics (the path or its file name), as one compiled alternation: a new
-    # filter judges every candidate path in Python, 0.3 µs each instead of 3 µs.
+    # filter judges every candidate path in Python, 0.5 µs each instead of 3.3 µs.
     pattern = re.compile("|".join(f"(?:{fnmatch.translate(os.path.normcase(g))})" for g in globs))
 
     def accepts(path: str) -> bool:

@@ -147,8 +147,9 @@ def _v3(conn: Any) -> None:
 def _v4(conn: Any) -> None:
     # Name views are phrased `get all (name, failobj) in message` now; a store indexed before kept
     # the bare words (`get all name failobj message`, or none before v2) for unchanged files, and
-    # re-ranking compared queries with vectors of the old text. Recompute them: the new views
-    # embed in the background like any pending text (~2 s per 100k chunks here).
+    # re-ranking compared queries with vectors of the old text. Recompute them (one pass over
+    # the chunks at the first open after upgrading); the new views embed in the background like
+    # any pending text.
     last = 0
     while True:
         rows = conn.execute(
